@@ -1,0 +1,3 @@
+"""ml-connector: Exact Online <-> JAGGAER integration on Apache Airflow 3."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,82 @@
+"""Airflow provider entry point: the ``exact_online`` and ``jaggaer`` connection types and their form fields.
+
+Airflow 3.3's UI reads the declarative ``ui-field-behaviour`` / ``conn-fields`` here (the old
+``get_connection_form_widgets`` classmethods are ignored without the FAB provider).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ml_connector import __version__
+
+_EXACT = {
+    "connection-type": "exact_online",
+    "hook-class-name": "ml_connector.exact.hook.ExactOnlineHook",
+    "hook-name": "Exact Online",
+    "ui-field-behaviour": {
+        "hidden-fields": ["schema", "port"],
+        "relabeling": {"host": "Region host", "login": "Client ID", "password": "Client secret"},
+        "placeholders": {
+            "host": "https://start.exactonline.co.uk (.nl, .be, .de, .com, .es, .fr)",
+            "login": "the app's client id from the Exact App Center",
+            "password": "the app's client secret",
+        },
+    },
+    "conn-fields": {
+        "redirect_uri": {
+            "label": "Redirect URI",
+            "description": "Exactly as registered for the app, e.g. https://airflow.example.com/ml-connector/exact/callback",
+            "schema": {"type": ["string", "null"], "format": "uri"},
+        },
+    },
+}
+
+_JAGGAER = {
+    "connection-type": "jaggaer",
+    "hook-class-name": "ml_connector.jaggaer.hook.JaggaerHook",
+    "hook-name": "JAGGAER",
+    "ui-field-behaviour": {
+        "hidden-fields": ["schema", "port"],
+        "relabeling": {"host": "J1P API base URL", "login": "Client ID", "password": "Client secret"},
+        "placeholders": {
+            "host": "https://prep-reg02.api.jaggaer.com",
+            "login": "OAuth client id (client credentials)",
+            "password": "OAuth client secret",
+        },
+    },
+    "conn-fields": {
+        "token_url": {
+            "label": "Token URL",
+            "description": (
+                "Keycloak token endpoint; default: {host}/auth/realms/J1p-integrations/protocol/openid-connect/token"
+            ),
+            "schema": {"type": ["string", "null"], "format": "uri"},
+        },
+        "xml_url": {
+            "label": "eProcurement XML base URL",
+            "description": "Router base, e.g. https://integrations.sciquest.com/apps/Router",
+            "schema": {"type": ["string", "null"], "format": "uri"},
+        },
+        "xml_identity": {
+            "label": "XML Identity",
+            "description": "Identity in the message header of POXMLImport / TSMSupplierXMLImport",
+            "schema": {"type": ["string", "null"]},
+        },
+        "xml_shared_secret": {
+            "label": "XML SharedSecret",
+            "description": "SharedSecret in the message header",
+            "schema": {"type": ["string", "null"], "format": "password"},
+        },
+    },
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "ml-connector",
+        "name": "ml-connector",
+        "description": "Exact Online and JAGGAER connections for the ml-connector integration",
+        "versions": [__version__],
+        "connection-types": [_EXACT, _JAGGAER],
+    }

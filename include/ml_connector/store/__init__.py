@@ -1,0 +1,1 @@
+"""The connector's own database: tokens, mappings, ledger, audit log, cursors, staged records."""

@@ -1,0 +1,159 @@
+"""Reaching the connector database.
+
+The URL comes from ``MLC_DB_URL`` or, in Airflow, from the connection ``ml_connector_db`` (tasks may not use
+Airflow's ORM, so the connector has a connection of its own). SQLite is the embedded default; on PostgreSQL the
+tables live in the schema ``ml_connector`` next to Airflow's.
+
+SQLite transactions start with ``BEGIN IMMEDIATE``: a transaction that reads a row and then updates it (the
+token refresh) holds the write lock from its first statement, which is what ``SELECT ... FOR UPDATE`` gives on
+PostgreSQL. Transactions here are short, so serialising writers costs little.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from ml_connector.errors import ConfigError
+from ml_connector.settings import DB_CONN_ID
+
+SCHEMA = "ml_connector"
+VERSION_TABLE = "mlc_alembic_version"
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def url_from_connection(conn: Any) -> str:
+    """SQLAlchemy URL from an Airflow connection (sqlite: host is the file path; postgres: the usual fields)."""
+    extra = conn.extra_dejson if hasattr(conn, "extra_dejson") else {}
+    if extra.get("sqlalchemy_url"):
+        return str(extra["sqlalchemy_url"])
+    ctype = (conn.conn_type or "").lower()
+    if ctype == "sqlite":
+        if not conn.host:
+            raise ConfigError(f"connection {conn.conn_id}: sqlite needs the database file path in 'host'")
+        return f"sqlite:///{conn.host}"
+    if ctype in ("postgres", "postgresql"):
+        return URL.create(
+            "postgresql+psycopg2",
+            username=conn.login or None,
+            password=conn.password or None,
+            host=conn.host or "localhost",
+            port=conn.port or 5432,
+            database=conn.schema or "postgres",
+        ).render_as_string(hide_password=False)
+    raise ConfigError(
+        f"connection {conn.conn_id}: type {ctype!r} is not supported for the connector database; use sqlite or postgres"
+    )
+
+
+def resolve_db_url() -> str:
+    url = os.environ.get("MLC_DB_URL")
+    if url:
+        return url
+    try:
+        from airflow.sdk import BaseHook
+
+        conn = BaseHook.get_connection(DB_CONN_ID)
+    except Exception as exc:
+        raise ConfigError(
+            f"No connector database: define the Airflow connection {DB_CONN_ID!r} or set MLC_DB_URL ({exc})"
+        ) from None
+    return url_from_connection(conn)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (pysqlite's implicit BEGIN is deferred)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """One engine per URL per process."""
+    url = url or resolve_db_url()
+    with _lock:
+        engine = _engines.get(url)
+        if engine is not None:
+            return engine
+        parsed = make_url(url)
+        kwargs: dict[str, Any] = {"pool_pre_ping": True, "future": True}
+        if parsed.get_backend_name() == "postgresql":
+            kwargs["connect_args"] = {"options": f"-csearch_path={SCHEMA}"}
+        engine = create_engine(url, **kwargs)
+        if parsed.get_backend_name() == "sqlite":
+            _configure_sqlite(engine)
+        _engines[url] = engine
+        return engine
+
+
+def dispose_engines() -> None:
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+@contextmanager
+def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """A session in one transaction: committed on success, rolled back on error."""
+    factory = sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
+    with factory() as session, session.begin():
+        yield session
+
+
+def _alembic_config(engine: Engine):  # -> alembic.config.Config
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def _ensure_schema(engine: Engine) -> None:
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+            conn.commit()
+
+
+def migrate(url: str | None = None, revision: str = "head") -> None:
+    """Create or upgrade the connector tables."""
+    from alembic import command
+
+    engine = get_engine(url)
+    _ensure_schema(engine)
+    command.upgrade(_alembic_config(engine), revision)
+
+
+def downgrade(url: str | None = None, revision: str = "base") -> None:
+    from alembic import command
+
+    command.downgrade(_alembic_config(get_engine(url)), revision)
+
+
+def current_revision(url: str | None = None) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    engine = get_engine(url)
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ml_connector.config import load_tenants
+from ml_connector.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "include" / "config" / "tenants.yaml"
+
+BROKEN = """\
+tenants:
+  demo:
+    exact:
+      conn_id: exact_demo
+      divisions: []
+    jaggaer:
+      conn_id: jaggaer_demo
+    invoice_poll:
+      unmatched_vendor: explode
+      timezone: Mars/Olympus
+      schedul: "0 2 * * *"
+  Bad-Name:
+    exact: {conn_id: e, divisions: [1]}
+"""
+
+
+def test_demo_tenant_loads() -> None:
+    tenants = load_tenants(DEMO)
+    demo = tenants["demo"]
+    assert demo.exact.divisions == [111111, 222222]
+    assert demo.jaggaer.business_units == {"UK-MFG": 111111, "UK-SVC": 222222}
+    assert demo.invoice_poll.unmatched_vendor == "halt"
+    assert demo.journal_for(222222) == "60"
+
+
+def test_broken_file_names_file_line_tenant_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "tenants.yaml"
+    path.write_text(BROKEN)
+    with pytest.raises(ConfigError) as info:
+        load_tenants(path)
+    problems = info.value.problems
+    expected = [
+        (5, "'demo'", "exact.divisions"),
+        (9, "'demo'", "invoice_poll.unmatched_vendor"),
+        (10, "'demo'", "invoice_poll.timezone"),
+        (11, "'demo'", "invoice_poll.schedul"),
+        (12, "'Bad-Name'", "tenant name"),
+        (12, "'Bad-Name'", "jaggaer"),
+    ]
+    for line, tenant, field in expected:
+        assert any(p.startswith(f"{path}:{line}: tenant {tenant}: {field}") for p in problems), (field, problems)
+    assert len(problems) == len(expected)
+
+
+def test_cross_checks_divisions(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        "tenants:\n  t:\n    exact: {conn_id: e, divisions: [1]}\n    jaggaer:\n"
+        "      conn_id: j\n      business_units: {BU: 2}\n"
+    )
+    with pytest.raises(ConfigError, match=r"business_units\['BU'\] routes to division 2"):
+        load_tenants(path)
+
+
+def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tenants:\n  demo: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:\d+: not valid YAML"):
+        load_tenants(bad)
+    with pytest.raises(ConfigError, match="cannot read the tenant file"):
+        load_tenants(tmp_path / "missing.yaml")
+
+
+def test_cli_prints_one_line_per_problem_and_exits_non_zero(tmp_path: Path) -> None:
+    path = tmp_path / "tenants.yaml"
+    path.write_text(BROKEN)
+    result = subprocess.run(
+        [sys.executable, "-c", "from ml_connector.cli import main; main()", "config", "check", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 6
+    assert all(line.startswith(f"{path}:") for line in lines)
+    assert "Traceback" not in result.stderr
