@@ -92,3 +92,12 @@ def sqlite_engine(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'connector.db'}"
     db.migrate(url)
     return db.get_engine(url)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Airflow's metadata database in this session's private AIRFLOW_HOME (for dag.test()). About 6 s, once."""
+    from airflow.utils.db import initdb
+
+    initdb()
+    return _HOME
