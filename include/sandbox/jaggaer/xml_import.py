@@ -1,0 +1,590 @@
+"""eProcurement XML imports: ``POXMLImport`` (PurchaseOrderMessage 2.0) and ``TSMSupplierXMLImport``
+(SupplierSyncMessage 1.0), their validation, their effect on a tenant, and the KFS-style response documents.
+
+Status codes (HTTP status always equals ``StatusCode``):
+
+====  =========================================================================================================
+200   success (supplier sync: 200 or 202, setting ``supplier_success_status``)
+400   ``Error processing XML``: well-formed but not acceptable (wrong root, missing PONumber, unknown or inactive
+      supplier, duplicate PONumber, update/cancel of an unknown PO, PO line errors in ``ObjectErrors``)
+401   ``Unauthorized``: missing or wrong ``Identity``/``SharedSecret``
+406   supplier sync only: some suppliers refused, each in ``SupplierErrors`` (the others were applied)
+429   rate limited (setting ``rate_limit_per_minute``)
+500   the body is not well-formed XML (parser message in ``ErrorMessage``)
+====  =========================================================================================================
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from lxml import etree
+
+from sandbox.jaggaer.model import PurchaseOrder, Supplier, Tenant, fmt_ts, money
+
+if TYPE_CHECKING:
+    from sandbox.jaggaer.app import JaggaerSandbox
+
+_PARSER_KW: dict[str, Any] = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "remove_comments": True,
+    "huge_tree": False,
+}
+
+STATUS_TEXT = {
+    200: "Success",
+    202: "Accepted",
+    400: "Error processing XML",
+    401: "Unauthorized",
+    406: "Not Acceptable",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
+
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+class XmlReject(Exception):
+    def __init__(self, status: int, errors: list[str], line_errors: dict[str, list[str]] | None = None) -> None:
+        super().__init__("; ".join(errors))
+        self.status = status
+        self.errors = errors
+        self.line_errors = line_errors or {}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def parse(body: bytes) -> etree._Element:
+    if not body or not body.strip():
+        raise XmlReject(500, ["Unable to parse XML document: empty request body"])
+    parser = etree.XMLParser(**_PARSER_KW)
+    try:
+        return etree.fromstring(body, parser)
+    except etree.XMLSyntaxError as exc:
+        raise XmlReject(500, [f"Unable to parse XML document: {exc}"]) from exc
+
+
+def text(el: etree._Element | None, path: str | None = None) -> str | None:
+    if el is None:
+        return None
+    node = el.find(path) if path else el
+    if node is None or node.text is None:
+        return None
+    value = node.text.strip()
+    return value or None
+
+
+def to_dict(el: etree._Element) -> Any:
+    """An element as plain data: leaves become text, repeated children lists, attributes ``@name``."""
+    children = [c for c in el if isinstance(c.tag, str)]
+    attrs = {f"@{k}": v for k, v in el.attrib.items()}
+    if not children:
+        value = (el.text or "").strip()
+        if attrs:
+            return {**attrs, "#text": value} if value else attrs
+        return value
+    out: dict[str, Any] = dict(attrs)
+    for c in children:
+        v = to_dict(c)
+        if c.tag in out:
+            if not isinstance(out[c.tag], list):
+                out[c.tag] = [out[c.tag]]
+            out[c.tag].append(v)
+        else:
+            out[c.tag] = v
+    return out
+
+
+def custom_fields(el: etree._Element) -> dict[str, str | None]:
+    """``CustomFieldValueSet[@name]`` children → {name: first value}."""
+    out: dict[str, str | None] = {}
+    for cf in el.findall("CustomFieldValueSet"):
+        name = cf.get("name") or cf.get("label")
+        if not name:
+            continue
+        value = text(cf, "CustomFieldValue/Value") or text(cf, "CustomFieldValue") or text(cf, "Value")
+        out[name] = value
+    return out
+
+
+def decimal_or_none(value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        d = Decimal(value.replace(",", ""))
+    except InvalidOperation:
+        return None
+    return d if d.is_finite() else None
+
+
+def authenticate(root: etree._Element, sandbox: JaggaerSandbox) -> Tenant:
+    identity = text(root, "Header/Authentication/Identity")
+    secret = text(root, "Header/Authentication/SharedSecret")
+    if not identity or not secret:
+        raise XmlReject(401, ["Authentication failed: Identity and SharedSecret are required"])
+    tenant = sandbox.tenant_by_identity(identity)
+    if tenant is None or tenant.shared_secret != secret:
+        raise XmlReject(401, ["Authentication failed: invalid Identity or SharedSecret"])
+    return tenant
+
+
+def _el(parent: etree._Element, tag: str, value: str | None = None, **attrib: str) -> etree._Element:
+    e = etree.SubElement(parent, tag, **attrib)
+    if value is not None:
+        e.text = value
+    return e
+
+
+def _header(root: etree._Element, now: datetime, related: str | None) -> None:
+    h = _el(root, "Header")
+    _el(h, "MessageId", str(uuid.uuid4()))
+    if related:
+        _el(h, "RelatedMessageId", related)
+    _el(h, "Timestamp", fmt_ts(now))
+
+
+def _serialize(root: etree._Element) -> bytes:
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + etree.tostring(
+        root, xml_declaration=False, encoding="UTF-8", pretty_print=True
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# purchase orders
+
+
+def po_response(
+    status: int,
+    now: datetime,
+    *,
+    errors: list[str] | None = None,
+    line_errors: dict[str, list[str]] | None = None,
+    related: str | None = None,
+    po: PurchaseOrder | None = None,
+) -> bytes:
+    root = etree.Element("PurchaseOrderMessage", version="2.0")
+    _header(root, now, related)
+    rm = _el(root, "ResponseMessage")
+    st = _el(rm, "Status")
+    _el(st, "StatusCode", str(status))
+    _el(st, "StatusText", STATUS_TEXT.get(status, "Error"))
+    if errors or line_errors:
+        errs = _el(st, "Errors")
+        for message in errors or []:
+            _el(_el(errs, "Error"), "ErrorMessage", message)
+        if line_errors:
+            obj = _el(errs, "ObjectErrors")
+            for linenumber, messages in line_errors.items():
+                ref = _el(obj, "PurchaseOrderLineRef", linenumber=linenumber)
+                for message in messages:
+                    _el(_el(ref, "Error"), "ErrorMessage", message)
+    if po is not None and status == 200:
+        ref = _el(rm, "PurchaseOrderRef")
+        _el(ref, "PONumber", po.po_number)
+        _el(ref, "POId", str(po.po_id))
+        _el(ref, "Status", po.status)
+    return _serialize(root)
+
+
+@dataclass
+class _ParsedPO:
+    action: str  # new | update | cancel
+    po_number: str
+    header: dict[str, Any]
+    supplier_keys: dict[str, str]
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    line_errors: dict[str, list[str]] = field(default_factory=dict)
+    message_id: str | None = None
+
+
+def _parse_po(root: etree._Element) -> _ParsedPO:
+    if root.tag != "PurchaseOrderMessage":
+        raise XmlReject(400, [f"Unexpected root element <{root.tag}>: expected <PurchaseOrderMessage>"])
+    po_el = root.find("PurchaseOrder")
+    header_el = po_el.find("POHeader") if po_el is not None else None
+    if po_el is None or header_el is None:
+        raise XmlReject(400, ["PurchaseOrder/POHeader is required"])
+    po_number = text(header_el, "PONumber")
+    if not po_number:
+        raise XmlReject(400, ["POHeader/PONumber is required"])
+    action = (header_el.get("type") or "new").strip().lower()
+    if action not in {"new", "update", "cancel"}:
+        raise XmlReject(400, [f"POHeader type '{header_el.get('type')}' is not supported (new, update, cancel)"])
+    supplier_keys = {}
+    sup_el = header_el.find("Supplier")
+    if sup_el is not None:
+        for tag, key in (("SupplierNumber", "SupplierNumber"), ("DUNS", "DUNS"), ("Name", "Name")):
+            v = text(sup_el, tag)
+            if v:
+                supplier_keys[key] = v
+        if sup_el.get("id"):
+            supplier_keys["id"] = sup_el.get("id", "")
+    header = {k: v for k, v in to_dict(header_el).items() if k not in {"CustomFieldValueSet"}}
+    if isinstance(header, dict):
+        header["CustomFields"] = custom_fields(header_el)
+        if header_el.get("type"):
+            header.pop("@type", None)
+    parsed = _ParsedPO(
+        action=action,
+        po_number=po_number,
+        header=header,
+        supplier_keys=supplier_keys,
+        message_id=text(root, "Header/MessageId"),
+    )
+    seen: set[str] = set()
+    for idx, line_el in enumerate(po_el.findall("POLine"), start=1):
+        ln_raw = (line_el.get("linenumber") or "").strip()
+        key = ln_raw or f"#{idx}"
+        problems: list[str] = []
+        if not ln_raw.isdigit() or int(ln_raw) < 1:
+            problems.append("POLine linenumber must be a positive integer")
+        elif ln_raw in seen:
+            problems.append(f"Duplicate POLine linenumber {ln_raw}")
+        seen.add(ln_raw)
+        description = text(line_el, "Item/Description")
+        if not description:
+            problems.append("Item/Description is required")
+        qty_raw = text(line_el, "Quantity")
+        qty = decimal_or_none(qty_raw)
+        if qty is None or qty <= 0:
+            problems.append(f"Quantity must be a positive number (got '{qty_raw or ''}')")
+        money_el = line_el.find("LineCharges/UnitPrice/Money")
+        price_raw = text(money_el)
+        price = decimal_or_none(price_raw)
+        currency = money_el.get("currency") if money_el is not None else None
+        if price is None or price < 0:
+            problems.append(f"LineCharges/UnitPrice/Money must be a number >= 0 (got '{price_raw or ''}')")
+        if not currency:
+            problems.append("LineCharges/UnitPrice/Money currency attribute is required")
+        if problems:
+            parsed.line_errors[key] = problems
+            continue
+        assert qty is not None and price is not None
+        parsed.lines.append(
+            {
+                "linenumber": int(ln_raw),
+                "description": description,
+                "catalogNumber": text(line_el, "Item/CatalogNumber"),
+                "unitOfMeasure": text(line_el, "Item/ProductUnitOfMeasure"),
+                "commodityCode": text(line_el, "Item/CommodityCode"),
+                "quantity": qty,
+                "unit_price": price,
+                "currency": currency,
+                "customFields": custom_fields(line_el),
+            }
+        )
+    return parsed
+
+
+def _resolve_supplier(tenant: Tenant, keys: dict[str, str]) -> Supplier:
+    if not keys:
+        raise XmlReject(400, ["POHeader/Supplier is required (SupplierNumber, DUNS or Name)"])
+    if "SupplierNumber" in keys:
+        found = tenant.supplier_by_number(keys["SupplierNumber"])
+        what = f"SupplierNumber '{keys['SupplierNumber']}'"
+    elif "DUNS" in keys:
+        found = tenant.supplier_by_duns(keys["DUNS"])
+        what = f"DUNS '{keys['DUNS']}'"
+    elif "Name" in keys:
+        found = tenant.supplier_by_name(keys["Name"])
+        what = f"Name '{keys['Name']}'"
+    else:
+        raise XmlReject(400, ["POHeader/Supplier must carry SupplierNumber, DUNS or Name"])
+    if found is None:
+        raise XmlReject(400, [f"Supplier not found: {what}"])
+    if not found.active:
+        raise XmlReject(400, [f"Supplier {what} is inactive"])
+    return found
+
+
+def import_po(sandbox: JaggaerSandbox, tenant: Tenant, root: etree._Element, raw: bytes, now: datetime) -> bytes:
+    """Apply one PurchaseOrderMessage to ``tenant`` (the caller holds the sandbox lock). Raises ``XmlReject``."""
+    parsed = _parse_po(root)
+    existing = tenant.purchase_orders.get(parsed.po_number)
+    entry_base = {"at": fmt_ts(now), "messageId": parsed.message_id, "poNumber": parsed.po_number}
+    try:
+        if parsed.action == "cancel":
+            if existing is None:
+                raise XmlReject(400, [f"Purchase order {parsed.po_number} does not exist"])
+            if existing.status == "Cancelled":
+                existing.history.append({**entry_base, "action": "cancel", "result": "already cancelled"})
+            else:
+                existing.status = "Cancelled"
+                existing.updated_at = now
+                existing.history.append({**entry_base, "action": "cancel", "result": "cancelled"})
+            existing.last_xml = raw.decode("utf-8", "replace")
+            tenant.po_log.append({**entry_base, "action": "cancel", "status": 200})
+            return po_response(200, now, related=parsed.message_id, po=existing)
+
+        if parsed.action == "new" and existing is not None:
+            message = sandbox.settings.po_duplicate_message.format(po_number=parsed.po_number)
+            raise XmlReject(400, [message])
+        if parsed.action == "update" and existing is None:
+            raise XmlReject(400, [f"Purchase order {parsed.po_number} does not exist: cannot update"])
+        if parsed.action == "update" and existing is not None and existing.status == "Cancelled":
+            raise XmlReject(400, [f"Purchase order {parsed.po_number} is cancelled: cannot update"])
+        supplier = _resolve_supplier(tenant, parsed.supplier_keys)
+        if parsed.line_errors:
+            raise XmlReject(400, ["One or more purchase order lines are invalid"], parsed.line_errors)
+        if not parsed.lines:
+            raise XmlReject(400, ["PurchaseOrder must contain at least one POLine"])
+        lines = sorted(parsed.lines, key=lambda ln: ln["linenumber"])
+        total = sum((money(ln["quantity"] * ln["unit_price"]) for ln in lines), Decimal(0))
+        summary = {"lines": len(lines), "total": str(total), "supplierId": supplier.id}
+        if existing is None:
+            po = PurchaseOrder(
+                po_number=parsed.po_number,
+                po_id=tenant.new_po_id(),
+                supplier=supplier,
+                status="Open",
+                header=parsed.header,
+                lines=lines,
+                created_at=now,
+                updated_at=now,
+            )
+            po.history.append({**entry_base, "action": "create", **summary})
+            tenant.purchase_orders[po.po_number] = po
+        else:
+            po = existing
+            before = {"lines": len(po.lines), "total": str(po.total), "supplierId": po.supplier.id}
+            po.supplier = supplier
+            po.header = parsed.header
+            po.lines = lines
+            po.updated_at = now
+            po.history.append({**entry_base, "action": "update", "before": before, **summary})
+        po.last_xml = raw.decode("utf-8", "replace")
+        tenant.po_log.append({**entry_base, "action": "create" if existing is None else "update", "status": 200})
+        return po_response(200, now, related=parsed.message_id, po=po)
+    except XmlReject as rej:
+        tenant.po_log.append(
+            {**entry_base, "action": parsed.action, "status": rej.status, "errors": rej.errors + _flat(rej)}
+        )
+        raise
+
+
+def _flat(rej: XmlReject) -> list[str]:
+    return [f"line {k}: {m}" for k, msgs in rej.line_errors.items() for m in msgs]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# suppliers
+
+
+def supplier_response(
+    status: int,
+    now: datetime,
+    status_text: str | None = None,
+    *,
+    errors: list[str] | None = None,
+    supplier_errors: list[tuple[str | None, list[str]]] | None = None,
+    related: str | None = None,
+) -> bytes:
+    root = etree.Element("SupplierSyncMessage", version="1.0")
+    _header(root, now, related)
+    rm = _el(root, "SupplierResponseMessage")
+    st = _el(rm, "Status")
+    _el(st, "StatusCode", str(status))
+    _el(st, "StatusText", status_text or STATUS_TEXT.get(status, "Error"))
+    if errors:
+        errs = _el(st, "Errors")
+        for message in errors:
+            _el(errs, "ErrorMessage", message)
+    for erp, messages in supplier_errors or []:
+        se = _el(rm, "SupplierErrors")
+        ref = _el(se, "SupplierRef")
+        _el(ref, "ERPNumber", erp or "")
+        for message in messages:
+            _el(se, "ErrorMessage", message)
+    return _serialize(root)
+
+
+def _bool(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    v = value.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise ValueError(value)
+
+
+def _address(sup_el: etree._Element) -> dict[str, Any] | None:
+    addresses = sup_el.findall("AddressList/Address")
+    chosen = None
+    for a in addresses:
+        if (a.get("type") or "").lower() == "remitto":
+            chosen = a
+            break
+    if chosen is None and addresses:
+        chosen = addresses[0]
+    if chosen is None:
+        return None
+    out: dict[str, Any] = {"type": chosen.get("type") or "remitto"}
+    for tag, key in (
+        ("AddressLine1", "addressLine1"),
+        ("AddressLine2", "addressLine2"),
+        ("AddressLine3", "addressLine3"),
+        ("City", "city"),
+        ("State", "state"),
+        ("PostalCode", "postalCode"),
+        ("IsoCountryCode", "isoCountryCode"),
+    ):
+        v = text(chosen, tag)
+        if v:
+            out[key] = v
+    return out
+
+
+def _contacts(sup_el: etree._Element) -> list[dict[str, Any]]:
+    out = []
+    for c in sup_el.findall("ContactList/Contact"):
+        d = to_dict(c)
+        out.append(d if isinstance(d, dict) else {"#text": d})
+    return out
+
+
+def sync_suppliers(sandbox: JaggaerSandbox, tenant: Tenant, root: etree._Element, now: datetime) -> tuple[int, bytes]:
+    """Upsert every ``Supplier`` keyed on ``ERPNumber`` (the caller holds the lock). Raises ``XmlReject``."""
+    if root.tag != "SupplierSyncMessage":
+        raise XmlReject(400, [f"Unexpected root element <{root.tag}>: expected <SupplierSyncMessage>"])
+    related = text(root, "Header/MessageId")
+    sup_els = root.findall("SupplierRequestMessage/Supplier")
+    if root.find("SupplierRequestMessage") is None or not sup_els:
+        raise XmlReject(400, ["SupplierRequestMessage with at least one Supplier is required"])
+    failures: list[tuple[str | None, list[str]]] = []
+    completed = 0
+    for sup_el in sup_els:
+        erp = text(sup_el, "ERPNumber")
+        problems: list[str] = []
+        if not erp:
+            problems.append("ERPNumber is required")
+        name = text(sup_el, "Name")
+        existing = tenant.supplier_by_number(erp) if erp else None
+        if existing is None and not name:
+            problems.append("Name is required for a new supplier")
+        try:
+            active = _bool(text(sup_el, "Active"))
+        except ValueError:
+            problems.append(f"Active must be true or false (got '{text(sup_el, 'Active')}')")
+            active = None
+        duns = text(sup_el, "DUNS")
+        if duns is not None and not (duns.isdigit() and len(duns) == 9):
+            problems.append(f"DUNS must be 9 digits (got '{duns}')")
+        if problems:
+            failures.append((erp, problems))
+            continue
+        assert erp is not None
+        vat = text(sup_el, "VatIdentificationNumber")
+        tax = text(sup_el, "TaxIdentificationNumber")
+        address = _address(sup_el)
+        contacts = _contacts(sup_el)
+        fields = {
+            "name": name,
+            "active": active,
+            "duns": duns,
+            "vat": vat,
+            "taxId": tax,
+            "address": address,
+            "contacts": contacts or None,
+        }
+        if existing is None:
+            sup = Supplier(
+                id=tenant.new_supplier_id(),
+                name=name or erp,
+                supplier_number=erp,
+                duns=duns,
+                vat_number=vat,
+                tax_id=tax,
+                active=True if active is None else active,
+                address=address or {},
+                contacts=contacts,
+                source="xml",
+                created_at=now,
+                updated_at=now,
+            )
+            tenant.suppliers[sup.id] = sup
+            action = "created"
+        else:
+            sup = existing
+            if name:
+                sup.name = name
+            if active is not None:
+                sup.active = active
+            if duns:
+                sup.duns = duns
+            if vat:
+                sup.vat_number = vat
+            if tax:
+                sup.tax_id = tax
+            if address:
+                sup.address = address
+            if contacts:
+                sup.contacts = contacts
+            sup.updated_at = now
+            action = "updated"
+        completed += 1
+        tenant.supplier_sync_log.append(
+            {
+                "at": fmt_ts(now),
+                "messageId": related,
+                "erpNumber": erp,
+                "supplierId": sup.id,
+                "action": action,
+                "fields": {k: v for k, v in fields.items() if v is not None},
+            }
+        )
+    attempted = len(sup_els)
+    counts = (
+        f"(Counts: Total documents attempted={attempted}, Total documents completed={completed}. "
+        f"Total documents failed={attempted - completed}.)"
+    )
+    if failures:
+        for erp, problems in failures:
+            tenant.supplier_sync_log.append(
+                {"at": fmt_ts(now), "messageId": related, "erpNumber": erp, "action": "rejected", "errors": problems}
+            )
+        return 406, supplier_response(
+            406,
+            now,
+            f"Not Acceptable {counts}",
+            errors=[f"{attempted - completed} of {attempted} suppliers were not accepted"],
+            supplier_errors=failures,
+            related=related,
+        )
+    status = sandbox.settings.supplier_success_status
+    return status, supplier_response(status, now, f"Success {counts}", related=related)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fault: malformed XML
+
+
+def malformed_xml_body(kind: str) -> bytes:
+    """A response as seen in the wild: an unescaped ``&`` makes it not well-formed."""
+    if kind == "supplier":
+        return (
+            b'<?xml version="1.0" encoding="UTF-8"?>\n<SupplierSyncMessage version="1.0"><SupplierResponseMessage>'
+            b"<Status><StatusCode>200</StatusCode><StatusText>Success & done</StatusText></Status>"
+            b"</SupplierResponseMessage></SupplierSyncMessage>\n"
+        )
+    if kind == "invoice":
+        return (
+            b'<?xml version="1.0" encoding="UTF-8"?>\n<BuyerInvoiceExportMessage version="1.0"><Invoice>'
+            b"<InvoiceHeader><Supplier><Name>Smith & Sons Ltd</Name></Supplier></InvoiceHeader>"
+            b"</Invoice></BuyerInvoiceExportMessage>\n"
+        )
+    return (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<PurchaseOrderMessage version="2.0"><ResponseMessage>'
+        b"<Status><StatusCode>200</StatusCode><StatusText>Success & done</StatusText></Status>"
+        b"</ResponseMessage></PurchaseOrderMessage>\n"
+    )
