@@ -6,13 +6,15 @@ import os
 
 import typer
 
-from ml_connector.cli import config_cmd, db_cmd, exact_cmd, keys_cmd, sandbox_cmd, status_cmd
+from ml_connector.cli import config_cmd, db_cmd, exact_cmd, keys_cmd, ledger_cmd, sandbox_cmd, status_cmd
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="ml-connector: Exact Online <-> JAGGAER")
 app.add_typer(config_cmd.app, name="config", help="Check the tenant configuration.")
 app.add_typer(db_cmd.app, name="db", help="Create or upgrade the connector database.")
 app.add_typer(keys_cmd.app, name="keys", help="Encryption keys: generate, rotate.")
 app.add_typer(exact_cmd.app, name="exact", help="Connect a tenant to Exact Online (OAuth consent).")
+app.add_typer(ledger_cmd.app, name="ledger", help="Records per flow: state, targets, requeue.")
+app.command("audit", help="Every attempt on one record (timestamp, HTTP status, target id).")(ledger_cmd.audit)
 app.command("status", help="Health of every tenant's connections and tokens.")(status_cmd.status)
 app.command("sandbox", help="Run the Exact Online and JAGGAER sandbox servers.")(sandbox_cmd.sandbox)
 
