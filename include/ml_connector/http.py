@@ -123,7 +123,9 @@ def send(
         attempt += 1
         try:
             response = session.request(method, url, **kwargs)
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        # ChunkedEncodingError (an incomplete body: the connection dropped after the head) is not a subclass of
+        # requests.ConnectionError, but it is the same situation: the server may have acted, no usable answer.
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             if write:
                 _audit(audit, audit_ctx, method, url, None, "ambiguous", type(exc).__name__, attempt)
                 raise AmbiguousWriteError(

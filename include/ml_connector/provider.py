@@ -68,6 +68,14 @@ _JAGGAER = {
             "description": "SharedSecret in the message header",
             "schema": {"type": ["string", "null"], "format": "password"},
         },
+        "filter_style": {
+            "label": "J1P invoice filter style",
+            "description": (
+                "fiql (default): flt=lastUpdate=ge=...;lastUpdate=lt=... ; params: separate query parameters "
+                "(names in extra date_from_param / date_to_param, default lastUpdateFrom / lastUpdateTo)"
+            ),
+            "schema": {"type": ["string", "null"]},
+        },
     },
 }
 
