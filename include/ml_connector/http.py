@@ -84,6 +84,8 @@ class AuditContext:
     target_ref: str | None = None
     division: int | None = None
     run_id: str | None = None
+    # The ledger's attempt number for this record; when unset, the HTTP attempt within this call is used.
+    attempt: int | None = None
 
 
 class NullAudit:
@@ -106,15 +108,15 @@ def send(
     on_429: Callable[[requests.Response, int], float] | None = None,
     audit: AuditSink | None = None,
     audit_ctx: AuditContext | None = None,
-    describe: Callable[[requests.Response], tuple[str, str]] | None = None,
+    describe: Callable[[requests.Response], tuple[str, ...]] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     **kwargs: Any,
 ) -> requests.Response:
     """Send one logical request with the project's retry rules and return the final response.
 
     The response may still be a 4xx/5xx: turning it into a result or an error is the hook's job, because what
-    counts as "rejected" differs per vendor. ``describe(response) -> (outcome, message)`` lets the hook name the
-    outcome of a write for the audit row.
+    counts as "rejected" differs per vendor. ``describe(response) -> (outcome, message[, target_id])`` lets the
+    hook name the outcome of a write, and the record it created, for the audit row.
     """
     kwargs.setdefault("timeout", policy.timeout)
     attempt = 0
@@ -151,8 +153,8 @@ def send(
             continue
 
         if write:
-            outcome, message = describe(response) if describe else _default_outcome(response)
-            _audit(audit, audit_ctx, method, url, response.status_code, outcome, message, attempt)
+            outcome, message, *target = describe(response) if describe else _default_outcome(response)
+            _audit(audit, audit_ctx, method, url, response.status_code, outcome, message, attempt, *target[:1])
             return response
 
         if response.status_code >= 500 and attempt < policy.max_attempts and _retryable_5xx(response):
@@ -197,6 +199,7 @@ def _audit(
     outcome: str,
     message: str,
     attempt: int,
+    target_id: str | None = None,
 ) -> None:
     if audit is None or ctx is None:
         return
@@ -212,9 +215,10 @@ def _audit(
             message=message[:2000],
             source_id=ctx.source_id,
             source_ref=ctx.source_ref,
+            target_id=target_id,
             target_ref=ctx.target_ref,
             division=ctx.division,
             run_id=ctx.run_id,
-            attempt=attempt,
+            attempt=ctx.attempt if ctx.attempt is not None else attempt,
         )
     )
