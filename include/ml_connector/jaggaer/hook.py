@@ -544,7 +544,7 @@ class JaggaerHook(HttpHook):
                 results[key] = parser(response.content, response.status_code)
             return results[key]
 
-        def describe(response: requests.Response) -> tuple[str, str]:
+        def describe(response: requests.Response) -> tuple[str, str, str | None]:
             result = parse(response)
             status = response.status_code
             if status == 429:
@@ -559,7 +559,7 @@ class JaggaerHook(HttpHook):
                 outcome = "ambiguous"
             else:
                 outcome = "rejected"
-            return outcome, redact(result.summary(), secrets)[:2000]
+            return outcome, redact(result.summary(), secrets)[:2000], result.target_id
 
         log.debug("POST %s: %s", endpoint, redact(body, secrets)[:4000])
         response = send(

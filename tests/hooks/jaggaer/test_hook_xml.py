@@ -134,6 +134,7 @@ def test_429_on_import_waits_and_sends_again(jag, sqlite_engine):
     with sqlite_engine.connect() as conn:
         rows = list(conn.execute(select(AuditLog).order_by(AuditLog.id)))
     assert [(r.outcome, r.http_status, r.attempt) for r in rows] == [("rate_limited", 429, 1), ("ok", 200, 2)]
+    assert rows[-1].target_id  # the PO id JAGGAER gave it, for the audit trail
 
 
 def test_429_forever_on_import_is_transient(jag):
