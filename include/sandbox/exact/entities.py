@@ -1,0 +1,523 @@
+"""Entity-set definitions of the Exact sandbox: schemas, how stored objects become API rows, navigation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.common import demo_company as demo
+from sandbox.exact.odata import BOOL, DATETIME, FLOAT, GUID, INT, STR, Schema
+from sandbox.exact.store import (
+    APPROVAL_STATUS,
+    ORDER_STATUS,
+    PO,
+    Division,
+    Table,
+    line_id,
+    po_description,
+    po_your_ref,
+)
+
+M = "Exact.Web.Api.Models."
+
+
+@dataclass
+class Nav:
+    name: str
+    target: str  # the target entity set's name
+    key_field: str  # field of the child that holds the parent key
+
+
+@dataclass
+class EntitySet:
+    name: str  # path under /api/v1/{division}/, e.g. "crm/Accounts"
+    type_name: str
+    key: str
+    schema: Schema
+    table: Callable[[Division], Table] | None = None
+    kind: str = "normal"  # normal (60/page) | bulk (1000/page, $select mandatory)
+    full: Callable[[Division, Any], dict[str, Any]] | None = None  # stored object -> API row
+    getters: dict[str, Callable[[Any], Any]] | None = None  # for $filter on stored objects
+    required_filter: frozenset[str] | None = None  # GET needs a $filter naming one of these
+    navs: dict[str, Nav] = field(default_factory=dict)
+    methods: frozenset[str] = frozenset({"GET"})
+    writable: frozenset[str] = frozenset()
+
+
+def _schema(**fields: str) -> Schema:
+    return dict(fields)
+
+
+# --------------------------------------------------------------------------------------------------- schemas
+ACCOUNT = _schema(
+    ID=GUID,
+    Code=STR,
+    Name=STR,
+    SearchCode=STR,
+    IsSupplier=BOOL,
+    IsSales=BOOL,
+    IsPurchase=BOOL,
+    Status=STR,
+    Type=STR,
+    Blocked=BOOL,
+    VATNumber=STR,
+    ChamberOfCommerce=STR,
+    Email=STR,
+    Phone=STR,
+    AddressLine1=STR,
+    City=STR,
+    Postcode=STR,
+    Country=STR,
+    PurchaseCurrency=STR,
+    PurchaseVATCode=STR,
+    PaymentConditionPurchase=STR,
+    Division=INT,
+    Created=DATETIME,
+    Modified=DATETIME,
+)
+ACCOUNT_WRITABLE = frozenset(set(ACCOUNT) - {"ID", "Division", "Created", "Modified"})
+ACCOUNT_REQUIRED_FILTER = frozenset(
+    {"ID", "Code", "Name", "SearchCode", "VATNumber", "ChamberOfCommerce", "Email", "IsSupplier", "IsSales", "Created"}
+)
+
+PO_HEADER = _schema(
+    PurchaseOrderID=GUID,
+    AmountDC=FLOAT,
+    AmountFC=FLOAT,
+    ApprovalStatus=INT,
+    ApprovalStatusDescription=STR,
+    Created=DATETIME,
+    Creator=GUID,
+    CreatorFullName=STR,
+    Currency=STR,
+    Description=STR,
+    Division=INT,
+    ExchangeRate=FLOAT,
+    InvoiceStatus=INT,
+    Modified=DATETIME,
+    OrderDate=DATETIME,
+    OrderNumber=INT,
+    OrderStatus=INT,
+    OrderStatusDescription=STR,
+    PaymentCondition=STR,
+    PurchaseOrderLineCount=INT,
+    ReceiptDate=DATETIME,
+    ReceiptStatus=INT,
+    Remarks=STR,
+    Supplier=GUID,
+    SupplierCode=STR,
+    SupplierName=STR,
+    VATAmount=FLOAT,
+    YourRef=STR,
+)
+PO_LINE = _schema(
+    ID=GUID,
+    PurchaseOrderID=GUID,
+    LineNumber=INT,
+    AmountDC=FLOAT,
+    AmountFC=FLOAT,
+    CostCenter=STR,
+    CostCenterDescription=STR,
+    CostUnit=STR,
+    CostUnitDescription=STR,
+    Created=DATETIME,
+    Description=STR,
+    Discount=FLOAT,
+    Division=INT,
+    InvoicedQuantity=FLOAT,
+    Item=GUID,
+    ItemCode=STR,
+    ItemDescription=STR,
+    Modified=DATETIME,
+    NetPrice=FLOAT,
+    Notes=STR,
+    Quantity=FLOAT,
+    QuantityInPurchaseUnits=FLOAT,
+    ReceiptDate=DATETIME,
+    ReceivedQuantity=FLOAT,
+    Unit=STR,
+    UnitDescription=STR,
+    UnitPrice=FLOAT,
+    VATAmount=FLOAT,
+    VATCode=STR,
+    VATDescription=STR,
+    VATPercentage=FLOAT,
+)
+SYNC_PO = {
+    "Timestamp": INT,
+    "ID": GUID,
+    **{k: v for k, v in PO_HEADER.items() if k != "PurchaseOrderLines"},
+    **{k: v for k, v in PO_LINE.items() if k not in ("ID",)},
+    "CostCenterCode": STR,
+    "CostUnitCode": STR,
+}
+DELETED = _schema(
+    Timestamp=INT, ID=GUID, EntityKey=GUID, EntityType=INT, DeletedBy=GUID, DeletedDate=DATETIME, Division=INT
+)
+ENTRY = _schema(
+    EntryID=GUID,
+    EntryNumber=INT,
+    InvoiceNumber=INT,
+    Journal=STR,
+    JournalDescription=STR,
+    Supplier=GUID,
+    SupplierName=STR,
+    EntryDate=DATETIME,
+    DueDate=DATETIME,
+    YourRef=STR,
+    Description=STR,
+    PaymentReference=STR,
+    ExternalLinkReference=STR,
+    Currency=STR,
+    Rate=FLOAT,
+    ReportingYear=INT,
+    ReportingPeriod=INT,
+    AmountDC=FLOAT,
+    AmountFC=FLOAT,
+    VATAmountDC=FLOAT,
+    VATAmountFC=FLOAT,
+    Status=INT,
+    StatusDescription=STR,
+    Type=INT,
+    TypeDescription=STR,
+    PaymentCondition=STR,
+    Division=INT,
+    Created=DATETIME,
+    Modified=DATETIME,
+)
+ENTRY_WRITABLE = frozenset(
+    {
+        "Journal",
+        "Supplier",
+        "EntryDate",
+        "DueDate",
+        "YourRef",
+        "Description",
+        "PaymentReference",
+        "ExternalLinkReference",
+        "Currency",
+        "Rate",
+        "ReportingYear",
+        "ReportingPeriod",
+        "PaymentCondition",
+        "PurchaseEntryLines",
+        "EntryID",
+        "Document",
+        "BatchNumber",
+    }
+)
+ENTRY_LINE = _schema(
+    ID=GUID,
+    EntryID=GUID,
+    LineNumber=INT,
+    GLAccount=GUID,
+    GLAccountCode=STR,
+    GLAccountDescription=STR,
+    AmountFC=FLOAT,
+    AmountDC=FLOAT,
+    VATCode=STR,
+    VATPercentage=FLOAT,
+    VATAmountFC=FLOAT,
+    VATAmountDC=FLOAT,
+    VATBaseAmountFC=FLOAT,
+    CostCenter=STR,
+    CostUnit=STR,
+    Description=STR,
+    Quantity=FLOAT,
+    Notes=STR,
+    Division=INT,
+)
+ENTRY_LINE_WRITABLE = frozenset(
+    {
+        "GLAccount",
+        "AmountFC",
+        "AmountDC",
+        "VATCode",
+        "VATAmountFC",
+        "VATBaseAmountFC",
+        "CostCenter",
+        "CostUnit",
+        "Description",
+        "Quantity",
+        "Notes",
+        "LineNumber",
+        "Project",
+    }
+)
+GL = _schema(
+    ID=GUID,
+    Code=STR,
+    Description=STR,
+    Type=INT,
+    BalanceSide=STR,
+    VATCode=STR,
+    UseCostcenter=INT,
+    IsBlocked=BOOL,
+    Division=INT,
+    Created=DATETIME,
+    Modified=DATETIME,
+)
+COSTCENTER = _schema(ID=GUID, Code=STR, Description=STR, Active=BOOL, Division=INT, Created=DATETIME, Modified=DATETIME)
+VATCODE = _schema(
+    ID=GUID,
+    Code=STR,
+    Description=STR,
+    Percentage=FLOAT,
+    Type=STR,
+    IsBlocked=BOOL,
+    Division=INT,
+    Created=DATETIME,
+    Modified=DATETIME,
+)
+JOURNAL = _schema(ID=GUID, Code=STR, Description=STR, Type=INT, Division=INT, Created=DATETIME, Modified=DATETIME)
+ITEM = _schema(
+    ID=GUID,
+    Code=STR,
+    Description=STR,
+    ItemGroup=GUID,
+    ItemGroupCode=STR,
+    ItemGroupDescription=STR,
+    Unit=STR,
+    CostPriceStandard=FLOAT,
+    PurchaseVATCode=STR,
+    IsPurchaseItem=BOOL,
+    Division=INT,
+    Created=DATETIME,
+    Modified=DATETIME,
+)
+DIVISION = _schema(
+    Code=INT,
+    Description=STR,
+    HID=INT,
+    Country=STR,
+    Currency=STR,
+    VATNumber=STR,
+    ChamberOfCommerceNumber=STR,
+    City=STR,
+    Main=BOOL,
+    Status=INT,
+    Created=DATETIME,
+    Modified=DATETIME,
+)
+ME = _schema(
+    UserID=GUID,
+    UserName=STR,
+    FullName=STR,
+    FirstName=STR,
+    LastName=STR,
+    Email=STR,
+    LanguageCode=STR,
+    CurrentDivision=INT,
+    DivisionCustomer=GUID,
+    DivisionCustomerCode=STR,
+    DivisionCustomerName=STR,
+    IsClientUser=BOOL,
+    Legislation=INT,
+)
+
+
+# --------------------------------------------------------------------------------------------------- PO rows
+class Lookups:
+    """Per-division code tables for rendering, rebuilt when a reset/seed replaces them."""
+
+    def __init__(self, div: Division) -> None:
+        self.vat = {v["Code"]: v for v in div.vat_codes}
+        self.cc = {c["Code"]: c for c in div.cost_centers}
+        self.cu = {c["Code"]: c for c in div.cost_units}
+        self.items = {i["Code"]: i for i in div.items}
+
+
+_LOOKUPS: dict[int, tuple[Division, Lookups]] = {}
+
+
+def lookups(div: Division) -> Lookups:
+    hit = _LOOKUPS.get(div.code)
+    if hit is None or hit[0] is not div:
+        hit = (div, Lookups(div))
+        _LOOKUPS[div.code] = hit
+    return hit[1]
+
+
+def _line_amounts(lk: Lookups, ln: tuple) -> tuple[float, float, float]:
+    amount = round(ln[3] * ln[4], 2)
+    vat = lk.vat.get(ln[5])
+    pct = vat["Percentage"] if vat else 0.0
+    return amount, pct, round(amount * pct, 2)
+
+
+def po_header_row(div: Division, po: PO) -> dict[str, Any]:
+    lk = lookups(div)
+    acct = div.accounts.get(po.supplier)
+    amount = 0.0
+    vat_total = 0.0
+    for ln in po.lines:
+        a, _, v = _line_amounts(lk, ln)
+        amount += a
+        vat_total += v
+    receipt_status = {10: 10, 20: 20, 30: 30, 40: 10}.get(po.status, 10)
+    return {
+        "PurchaseOrderID": po.id,
+        "AmountDC": round(amount, 2),
+        "AmountFC": round(amount, 2),
+        "ApprovalStatus": po.approval,
+        "ApprovalStatusDescription": APPROVAL_STATUS.get(po.approval, ""),
+        "Created": po.created,
+        "Creator": demo.DEMO_USER["UserID"],
+        "CreatorFullName": demo.DEMO_USER["FullName"],
+        "Currency": po.currency,
+        "Description": po_description(po),
+        "Division": po.division,
+        "ExchangeRate": 1.0,
+        "InvoiceStatus": 30 if po.status == 30 else 10,
+        "Modified": po.modified,
+        "OrderDate": po.order_date,
+        "OrderNumber": po.order_number,
+        "OrderStatus": po.status,
+        "OrderStatusDescription": ORDER_STATUS.get(po.status, ""),
+        "PaymentCondition": acct["PaymentConditionPurchase"] if acct else None,
+        "PurchaseOrderLineCount": len(po.lines),
+        "ReceiptDate": po.receipt_date,
+        "ReceiptStatus": receipt_status,
+        "Remarks": po.remarks,
+        "Supplier": po.supplier,
+        "SupplierCode": acct["Code"] if acct else None,
+        "SupplierName": acct["Name"] if acct else None,
+        "VATAmount": round(vat_total, 2),
+        "YourRef": po_your_ref(po),
+    }
+
+
+def po_line_row(div: Division, po: PO, ln: tuple) -> dict[str, Any]:
+    lk = lookups(div)
+    amount, pct, vat = _line_amounts(lk, ln)
+    item = lk.items.get(ln[1])
+    cc = lk.cc.get(ln[6])
+    cu = lk.cu.get(ln[7]) if ln[7] else None
+    vat_code = lk.vat.get(ln[5])
+    return {
+        "ID": line_id(po.id, ln[0]),
+        "PurchaseOrderID": po.id,
+        "LineNumber": ln[0],
+        "AmountDC": amount,
+        "AmountFC": amount,
+        "CostCenter": ln[6] or None,
+        "CostCenterDescription": cc["Description"] if cc else None,
+        "CostUnit": ln[7] or None,
+        "CostUnitDescription": cu["Description"] if cu else None,
+        "Created": po.created,
+        "Description": ln[2] if ln[2] is not None else (item["Description"] if item else ln[1]),
+        "Discount": 0.0,
+        "Division": po.division,
+        "InvoicedQuantity": ln[10],
+        "Item": item["ID"] if item else None,
+        "ItemCode": ln[1],
+        "ItemDescription": item["Description"] if item else None,
+        "Modified": po.modified,
+        "NetPrice": ln[4],
+        "Notes": None,
+        "Quantity": ln[3],
+        "QuantityInPurchaseUnits": ln[3],
+        "ReceiptDate": ln[8],
+        "ReceivedQuantity": ln[9],
+        "Unit": item["Unit"] if item else None,
+        "UnitDescription": item["Unit"] if item else None,
+        "UnitPrice": ln[4],
+        "VATAmount": vat,
+        "VATCode": ln[5],
+        "VATDescription": vat_code["Description"] if vat_code else None,
+        "VATPercentage": pct,
+    }
+
+
+_LINE_ONLY = [k for k in PO_LINE if k not in PO_HEADER and k not in ("ID",)]
+
+
+def sync_po_row(div: Division, po: PO, index: int, head: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Row ``index`` of an order on the sync endpoint: 0 is the header, 1.. are the lines. Pass ``head``
+    (``po_header_row``) when rendering several rows of one order."""
+    if head is None:
+        head = po_header_row(div, po)
+    if index == 0:
+        row = {"Timestamp": po.ts, "ID": po.id, **head, "LineNumber": 0}
+        for k in _LINE_ONLY:
+            row.setdefault(k, None)
+        row["CostCenterCode"] = None
+        row["CostUnitCode"] = None
+        return row
+    line = po_line_row(div, po, po.lines[index - 1])
+    row = {"Timestamp": po.ts + index, **head, **line}
+    row["CostCenterCode"] = line["CostCenter"]
+    row["CostUnitCode"] = line["CostUnit"]
+    return row
+
+
+PO_GETTERS: dict[str, Callable[[PO], Any]] = {
+    "PurchaseOrderID": lambda p: p.id,
+    "OrderNumber": lambda p: p.order_number,
+    "Supplier": lambda p: p.supplier,
+    "Modified": lambda p: p.modified,
+    "Created": lambda p: p.created,
+    "OrderDate": lambda p: p.order_date,
+    "OrderStatus": lambda p: p.status,
+    "ApprovalStatus": lambda p: p.approval,
+    "YourRef": po_your_ref,
+    "Description": po_description,
+    "Currency": lambda p: p.currency,
+    "Division": lambda p: p.division,
+    "ReceiptDate": lambda p: p.receipt_date,
+    "PurchaseOrderLineCount": lambda p: len(p.lines),
+}
+
+
+def build_sets() -> dict[str, EntitySet]:
+    sets = [
+        EntitySet(
+            "crm/Accounts",
+            M + "Account",
+            "ID",
+            ACCOUNT,
+            table=lambda d: d.accounts,
+            required_filter=ACCOUNT_REQUIRED_FILTER,
+            methods=frozenset({"GET", "POST", "PUT"}),
+            writable=ACCOUNT_WRITABLE,
+        ),
+        EntitySet(
+            "purchaseorder/PurchaseOrders",
+            M + "PurchaseOrder",
+            "PurchaseOrderID",
+            {**PO_HEADER},
+            table=lambda d: d.purchase_orders,
+            full=po_header_row,
+            getters=PO_GETTERS,
+            navs={
+                "PurchaseOrderLines": Nav("PurchaseOrderLines", "purchaseorder/PurchaseOrderLines", "PurchaseOrderID")
+            },
+        ),
+        EntitySet("purchaseorder/PurchaseOrderLines", M + "PurchaseOrderLine", "ID", PO_LINE),
+        EntitySet("sync/PurchaseOrder/PurchaseOrders", M + "SyncPurchaseOrder", "Timestamp", SYNC_PO, kind="sync"),
+        EntitySet("sync/Deleted", M + "SyncDeleted", "Timestamp", DELETED, kind="sync"),
+        EntitySet(
+            "purchaseentry/PurchaseEntries",
+            M + "PurchaseEntry",
+            "EntryID",
+            ENTRY,
+            table=lambda d: d.purchase_entries,
+            navs={"PurchaseEntryLines": Nav("PurchaseEntryLines", "purchaseentry/PurchaseEntryLines", "EntryID")},
+            methods=frozenset({"GET", "POST", "DELETE"}),
+            writable=ENTRY_WRITABLE,
+        ),
+        EntitySet("purchaseentry/PurchaseEntryLines", M + "PurchaseEntryLine", "ID", ENTRY_LINE),
+        EntitySet("financial/GLAccounts", M + "GLAccount", "ID", GL, table=lambda d: d.gl_accounts),
+        EntitySet(
+            "bulk/Financial/GLAccounts", M + "BulkGLAccount", "ID", GL, table=lambda d: d.gl_accounts, kind="bulk"
+        ),
+        EntitySet("hrm/Costcenters", M + "Costcenter", "ID", COSTCENTER, table=lambda d: d.cost_centers),
+        EntitySet("hrm/Costunits", M + "Costunit", "ID", COSTCENTER, table=lambda d: d.cost_units),
+        EntitySet("vat/VATCodes", M + "VATCode", "ID", VATCODE, table=lambda d: d.vat_codes),
+        EntitySet("financial/Journals", M + "Journal", "ID", JOURNAL, table=lambda d: d.journals),
+        EntitySet("logistics/Items", M + "Item", "ID", ITEM, table=lambda d: d.items),
+        EntitySet("system/Divisions", M + "Division", "Code", DIVISION),
+        EntitySet("system/AllDivisions", M + "AllDivision", "Code", DIVISION),
+    ]
+    return {s.name: s for s in sets}

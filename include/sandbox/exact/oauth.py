@@ -1,0 +1,257 @@
+"""Exact Online's OAuth 2.0 authorization-code grant with rotating refresh tokens, as api-contracts §1.2 says.
+
+A *chain* is what one consent produces: the current access token and refresh token, replaced together on every
+refresh. Choices where the contract is silent (all switchable in ``ExactSettings``):
+
+* reusing a superseded refresh token answers 401 "Old refresh token used." and kills the chain: its current
+  access and refresh tokens are revoked too (``reuse_kills_chain``), so the person must consent again;
+* after a successful refresh the previous access token stays valid until it expires
+  (``old_access_token_valid_after_refresh``);
+* an unknown refresh token or code answers 400 ``invalid_grant``;
+* past the daily cap of token calls (per app, per user, per UTC day) the answer is 400
+  ``{"error":"access_denied","error_description":"Rate limit exceeded: ..."}`` or an empty 429
+  (``token_cap_status``).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sandbox.common import demo_company as demo
+from sandbox.common.clock import Clock
+from sandbox.exact.settings import ExactSettings
+
+TokenResult = tuple[int, dict[str, str], dict[str, Any] | None]
+
+
+@dataclass
+class AuthCode:
+    code: str
+    client_id: str
+    redirect_uri: str
+    user_id: str
+    divisions: list[int]
+    issued: float
+    used: bool = False
+
+
+@dataclass
+class Chain:
+    id: str
+    client_id: str
+    user_id: str
+    divisions: list[int]
+    created: float
+    access_token: str = ""
+    access_issued: float = 0.0
+    refresh_token: str = ""
+    refresh_issued: float = 0.0
+    refreshes: int = 0
+    dead: bool = False
+    dead_reason: str = ""
+    old_refresh_tokens: set[str] = field(default_factory=set)
+
+
+@dataclass
+class AccessToken:
+    token: str
+    chain_id: str
+    issued: float
+    expires: float
+    revoked: bool = False
+
+
+class OAuthServer:
+    def __init__(self, clock: Clock, settings: Callable[[], ExactSettings]) -> None:
+        self.clock = clock
+        self.settings = settings
+        self.lock = threading.Lock()
+        self._reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self._reset()
+
+    def _reset(self) -> None:
+        self.codes: dict[str, AuthCode] = {}
+        self.chains: dict[str, Chain] = {}
+        self.access: dict[str, AccessToken] = {}
+        self.refresh: dict[str, str] = {}  # refresh token (current or old) -> chain id
+        self.token_calls: dict[tuple[str, str, int], int] = {}
+
+    # ---- authorize ------------------------------------------------------------------------------------
+    def check_client_redirect(self, client_id: str | None, redirect_uri: str | None) -> str | None:
+        """None when the pair is acceptable, else the reason."""
+        s = self.settings()
+        app = s.apps.get(client_id or "")
+        if app is None:
+            return "The client_id is unknown."
+        if redirect_uri not in app.redirect_uris and redirect_uri not in s.extra_redirect_uris:
+            return "The redirect_uri does not match the one registered for this application."
+        return None
+
+    def issue_code(self, client_id: str, redirect_uri: str, divisions: list[int]) -> str:
+        code = "mlc-code-" + secrets.token_urlsafe(24)
+        with self.lock:
+            self.codes[code] = AuthCode(
+                code, client_id, redirect_uri, demo.DEMO_USER["UserID"], list(divisions), self.clock.time()
+            )
+        return code
+
+    # ---- token endpoint ------------------------------------------------------------------------------------
+    def _new_tokens(self, chain: Chain, now: float) -> dict[str, Any]:
+        s = self.settings()
+        if chain.access_token and not s.old_access_token_valid_after_refresh:
+            old = self.access.get(chain.access_token)
+            if old is not None:
+                old.revoked = True
+        if chain.refresh_token:
+            chain.old_refresh_tokens.add(chain.refresh_token)
+        chain.access_token = "mlc-at-" + secrets.token_urlsafe(32)
+        chain.refresh_token = "mlc-rt-" + secrets.token_urlsafe(32)
+        chain.access_issued = chain.refresh_issued = now
+        self.access[chain.access_token] = AccessToken(chain.access_token, chain.id, now, now + s.access_token_ttl_s)
+        self.refresh[chain.refresh_token] = chain.id
+        return {
+            "access_token": chain.access_token,
+            "token_type": s.token_type,
+            "expires_in": str(int(s.access_token_ttl_s)),
+            "refresh_token": chain.refresh_token,
+        }
+
+    def _kill(self, chain: Chain, reason: str) -> None:
+        chain.dead = True
+        chain.dead_reason = reason
+        at = self.access.get(chain.access_token)
+        if at is not None:
+            at.revoked = True
+        chain.old_refresh_tokens.add(chain.refresh_token)
+
+    def _count_token_call(self, client_id: str, user_id: str, now: float) -> TokenResult | None:
+        s = self.settings()
+        key = (client_id, user_id, int(now // 86400))
+        self.token_calls[key] = self.token_calls.get(key, 0) + 1
+        if self.token_calls[key] > s.token_calls_per_day:
+            if s.token_cap_status == 429:
+                return 429, {}, None
+            return (
+                400,
+                {},
+                {
+                    "error": "access_denied",
+                    "error_description": "Rate limit exceeded: too many token requests today",
+                },
+            )
+        return None
+
+    def token(self, form: dict[str, str]) -> TokenResult:
+        s = self.settings()
+        client_id = form.get("client_id", "")
+        app = s.apps.get(client_id)
+        if app is None or form.get("client_secret") != app.client_secret:
+            return 400, {}, {"error": "invalid_request"}
+        grant = form.get("grant_type")
+        with self.lock:
+            now = self.clock.time()
+            if grant == "authorization_code":
+                code = self.codes.get(form.get("code", ""))
+                if code is None or code.client_id != client_id:
+                    return 400, {}, {"error": "invalid_grant", "error_description": "Unknown code."}
+                limited = self._count_token_call(client_id, code.user_id, now)
+                if limited:
+                    return limited
+                if code.used:
+                    return 400, {}, {"error": "invalid_grant", "error_description": "Code already used."}
+                if now - code.issued >= s.auth_code_ttl_s:
+                    return 400, {}, {"error": "invalid_grant", "error_description": "Code expired."}
+                if form.get("redirect_uri") and form.get("redirect_uri") != code.redirect_uri:
+                    return 400, {}, {"error": "invalid_grant", "error_description": "redirect_uri mismatch."}
+                code.used = True
+                chain = Chain(
+                    id="chain-" + secrets.token_hex(6),
+                    client_id=client_id,
+                    user_id=code.user_id,
+                    divisions=code.divisions,
+                    created=now,
+                )
+                self.chains[chain.id] = chain
+                return 200, {}, self._new_tokens(chain, now)
+            if grant == "refresh_token":
+                token = form.get("refresh_token", "")
+                chain_id = self.refresh.get(token)
+                chain = self.chains.get(chain_id) if chain_id else None
+                if chain is None or chain.client_id != client_id:
+                    return 400, {}, {"error": "invalid_grant", "error_description": "Unknown refresh token."}
+                limited = self._count_token_call(client_id, chain.user_id, now)
+                if limited:
+                    return limited
+                if chain.dead or token != chain.refresh_token:
+                    if s.reuse_kills_chain and not chain.dead:
+                        self._kill(chain, "old refresh token used")
+                    return 401, {}, {"error": "unauthorized_client", "error_description": "Old refresh token used."}
+                expires_at = chain.refresh_issued + s.refresh_token_idle_ttl_s
+                if now >= expires_at:
+                    ts = datetime.fromtimestamp(expires_at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+                    return (
+                        400,
+                        {},
+                        {"error": "invalid_request", "error_description": f"The refresh token expired at {ts}"},
+                    )
+                access_expires = chain.access_issued + s.access_token_ttl_s
+                if now < chain.access_issued + s.refresh_min_age_s and now < access_expires:
+                    if s.too_early_style == "legacy":
+                        return 401, {}, {"error": "access_denied", "error_description": "Access Token not expired"}
+                    return (
+                        400,
+                        {"Reason": "TooEarlyToRefreshTokens"},
+                        {
+                            "error": "access_denied",
+                            "error_description": "Rate limit exceeded: access_token not expired",
+                        },
+                    )
+                chain.refreshes += 1
+                return 200, {}, self._new_tokens(chain, now)
+            return 400, {}, {"error": "unsupported_grant_type"}
+
+    # ---- bearer auth ---------------------------------------------------------------------------------------
+    def authenticate(self, authorization: str | None) -> Chain | None:
+        if not authorization or not authorization.lower().startswith("bearer "):
+            return None
+        token = authorization[7:].strip()
+        with self.lock:
+            at = self.access.get(token)
+            if at is None or at.revoked or self.clock.time() >= at.expires:
+                return None
+            chain = self.chains.get(at.chain_id)
+            if chain is None:
+                return None
+            if chain.dead and token == chain.access_token:
+                return None
+            return chain
+
+    def state(self) -> dict[str, Any]:
+        with self.lock:
+            now = self.clock.time()
+            return {
+                "chains": [
+                    {
+                        "id": c.id,
+                        "client_id": c.client_id,
+                        "user_id": c.user_id,
+                        "divisions": c.divisions,
+                        "dead": c.dead,
+                        "dead_reason": c.dead_reason,
+                        "refreshes": c.refreshes,
+                        "access_token_age_s": now - c.access_issued,
+                        "refresh_token_age_s": now - c.refresh_issued,
+                    }
+                    for c in self.chains.values()
+                ],
+                "token_calls": {f"{k[0]}|{k[1]}|{k[2]}": v for k, v in self.token_calls.items()},
+                "codes_outstanding": sum(1 for c in self.codes.values() if not c.used),
+            }

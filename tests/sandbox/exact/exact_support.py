@@ -1,0 +1,30 @@
+"""Helpers shared by the Exact sandbox tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from sandbox.exact.testing import ExactSandboxHandle
+
+MFG = 111111
+SVC = 222222
+
+
+class Api:
+    """An authorised session plus the handle, with short helpers."""
+
+    def __init__(self, ex: ExactSandboxHandle, tokens: dict[str, Any]) -> None:
+        self.ex = ex
+        self.tokens = tokens
+        self.http: requests.Session = ex.session(tokens["access_token"])
+
+    def get(self, path: str, division: int = MFG, **params: Any) -> requests.Response:
+        return self.http.get(self.ex.api_url(division, path), params=params or None, timeout=30)
+
+    def post(self, path: str, body: Any, division: int = MFG, **headers: str) -> requests.Response:
+        return self.http.post(self.ex.api_url(division, path), json=body, headers=headers or None, timeout=30)
+
+    def follow(self, url: str) -> requests.Response:
+        return self.http.get(url, timeout=30)
