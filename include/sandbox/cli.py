@@ -89,16 +89,19 @@ def serve(
     with_exact: bool = True,
 ) -> None:
     """Start both sandboxes, print their URLs and demo credentials, block until Ctrl-C or SIGTERM."""
+    from sandbox.common.clock import Clock
     from sandbox.jaggaer import create_app as create_jaggaer
 
+    # One clock for both, so moving time (POST /_admin/clock) moves the whole demo company together.
+    clock = Clock()
     exact_app = None
     if with_exact:
         exact_module = importlib.import_module("sandbox.exact")
         factory = getattr(exact_module, "create_app", None)
         if factory is None:
             raise RuntimeError("the Exact Online sandbox is not available (sandbox.exact.create_app is missing)")
-        exact_app = factory()
-    jaggaer_app = create_jaggaer()
+        exact_app = factory(clock=clock)
+    jaggaer_app = create_jaggaer(clock=clock)
     stop = threading.Event()
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
