@@ -81,19 +81,15 @@ def banner(exact_url: str | None, jaggaer_url: str, jaggaer_credentials: dict[st
     return "\n".join(lines)
 
 
-def serve(
-    exact_port: int = EXACT_PORT,
-    jaggaer_port: int = JAGGAER_PORT,
-    host: str = "127.0.0.1",
-    *,
-    with_exact: bool = True,
-) -> None:
-    """Start both sandboxes, print their URLs and demo credentials, block until Ctrl-C or SIGTERM."""
+def build_apps(*, with_exact: bool = True) -> tuple[Any, Any, Any]:
+    """``(exact_app or None, jaggaer_app, clock)`` as ``serve`` runs them: one *shared* clock, so moving time
+    (``POST /_admin/clock`` on either) moves the whole demo company together, while a plain ``POST /_admin/reset``
+    of one sandbox leaves the other's time alone (``{"clock": true}`` on Exact, ``{"now": ...}`` on JAGGAER still
+    move it for both)."""
     from sandbox.common.clock import Clock
     from sandbox.jaggaer import create_app as create_jaggaer
 
-    # One clock for both, so moving time (POST /_admin/clock) moves the whole demo company together.
-    clock = Clock()
+    clock = Clock(shared=True)
     exact_app = None
     if with_exact:
         exact_module = importlib.import_module("sandbox.exact")
@@ -102,6 +98,18 @@ def serve(
             raise RuntimeError("the Exact Online sandbox is not available (sandbox.exact.create_app is missing)")
         exact_app = factory(clock=clock)
     jaggaer_app = create_jaggaer(clock=clock)
+    return exact_app, jaggaer_app, clock
+
+
+def serve(
+    exact_port: int = EXACT_PORT,
+    jaggaer_port: int = JAGGAER_PORT,
+    host: str = "127.0.0.1",
+    *,
+    with_exact: bool = True,
+) -> None:
+    """Start both sandboxes, print their URLs and demo credentials, block until Ctrl-C or SIGTERM."""
+    exact_app, jaggaer_app, _clock = build_apps(with_exact=with_exact)
     stop = threading.Event()
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():

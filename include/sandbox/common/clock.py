@@ -3,6 +3,10 @@
 Simulated time runs at ``speed`` simulated seconds per real second from an anchor pair
 ``(sim_epoch, real_epoch)``: ``sim = sim_epoch + (real - real_epoch) * speed``. Tests move it with
 ``advance``/``set`` or compress it with ``speed``; a client process can rebuild the same clock from ``anchors()``.
+
+A clock may be *shared* by several sandboxes (``mlc sandbox`` runs Exact and JAGGAER on one clock, so moving time
+moves the whole demo company). Explicit clock operations (``POST /_admin/clock``, a reset that names a time) move
+it for every sandbox on it; a plain ``POST /_admin/reset`` of one sandbox leaves a shared clock alone.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ def _to_epoch(value: datetime | float | int | str) -> float:
 class Clock:
     """Thread-safe simulated UTC clock."""
 
-    def __init__(self, start: datetime | float | None = None, speed: float = 1.0) -> None:
+    def __init__(self, start: datetime | float | None = None, speed: float = 1.0, *, shared: bool = False) -> None:
         self._lock = threading.Lock()
+        #: True when several sandboxes use this clock: a reset of one of them must not move the others' time.
+        self.shared = shared
         real = _time.time()
         self._real_epoch = real
         self._sim_epoch = real if start is None else _to_epoch(start)

@@ -8,10 +8,16 @@ A :class:`FaultRule` says which requests it affects (``method``, a ``path`` rege
 ``drop_after_commit``  let the app handle the request completely (its effect is committed), then send the
                        response head with the real ``Content-Length`` and drop the connection without the body,
                        so the client sees an incomplete read (``requests`` raises ``ChunkedEncodingError``/
-                       ``ConnectionError``), never a status it could trust;
+                       ``ConnectionError``), never a status it could trust. A response without a body (204, 304,
+                       HEAD, empty) has nothing to cut short: the connection is closed before the response head,
+                       so the client sees a dropped connection rather than a complete 204;
 ``rate_limit``         answer 429 the way the vendor does (vendor hook; default: empty-bodied 429);
 ``html_maintenance``   HTTP 200 with an HTML maintenance page (``Content-Type: text/html``);
-``malformed_xml``      a vendor hook (JAGGAER) returning XML with an unescaped ``&``.
+``malformed_xml``      a vendor *transform* (JAGGAER): the request runs completely (committed), then its real
+                       response is sent with an unescaped ``&`` in the body (not well-formed, status unchanged).
+
+Vendor *hooks* build a response instead of running the app; vendor *transforms* run the app first and rewrite
+its response (``(rule, method, path, status, headers, body) -> Response``).
 
 Requests under ``/_admin`` are never faulted.
 """
@@ -68,6 +74,9 @@ class FaultRule(BaseModel):
 
 # A vendor hook builds the response for a vendor-specific action: (rule, method, path) -> Response.
 VendorHook = Callable[[FaultRule, str, str], Response]
+# A vendor transform rewrites the app's real (committed) response:
+# (rule, method, path, status, headers, body) -> Response.
+VendorTransform = Callable[[FaultRule, str, str, int, list[tuple[bytes, bytes]], bytes], Response]
 
 
 class FaultInjector:
@@ -109,6 +118,27 @@ class ConnectionDropped(Exception):
     """Raised after a committed response head to make the server drop the connection (drop_after_commit)."""
 
 
+def _abort_connection() -> bool:
+    """Close the client connection of the current request at once, before any response byte is written.
+
+    uvicorn runs each request in a task whose coroutine is ``RequestResponseCycle.run_asgi``; its ``transport`` is
+    aborted and the cycle marked disconnected, so uvicorn writes nothing more (no 500 of its own). False when the
+    server is not uvicorn (or its internals moved): the caller falls back to a truncated response."""
+    try:
+        task = asyncio.current_task()
+        coro = task.get_coro() if task is not None else None
+        frame = getattr(coro, "cr_frame", None)
+        cycle = frame.f_locals.get("self") if frame is not None else None
+        transport = getattr(cycle, "transport", None)
+        if transport is None or not hasattr(transport, "abort") or not hasattr(cycle, "disconnected"):
+            return False
+        transport.abort()
+        cycle.disconnected = True
+        return True
+    except Exception:  # pragma: no cover - defensive: never break the request over a fault
+        return False
+
+
 def status_response(rule: FaultRule) -> Response:
     body = rule.body
     headers = dict(rule.headers)
@@ -140,6 +170,7 @@ class FaultMiddleware:
         injector: FaultInjector,
         vendor_hooks: dict[str, VendorHook] | None = None,
         admin_prefix: str = "/_admin",
+        vendor_transforms: dict[str, VendorTransform] | None = None,
     ) -> None:
         self.app = app
         self.injector = injector
@@ -148,6 +179,7 @@ class FaultMiddleware:
             "html_maintenance": maintenance_response,
         }
         self.hooks.update(vendor_hooks or {})
+        self.transforms: dict[str, VendorTransform] = dict(vendor_transforms or {})
         self.admin_prefix = admin_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -168,13 +200,19 @@ class FaultMiddleware:
         if rule.action == "drop_after_commit":
             await self._drop_after_commit(scope, receive, send)
             return
+        transform = self.transforms.get(rule.action)
+        if transform is not None:
+            status, headers, body = await self._run_captured(scope, receive)
+            response = transform(rule, scope["method"], scope["path"], status, headers, body)
+            await response(scope, receive, send)
+            return
         hook = self.hooks.get(rule.action)
         if hook is None:
             await Response(f"fault action {rule.action!r} not supported here", status_code=500)(scope, receive, send)
             return
         await hook(rule, scope["method"], scope["path"])(scope, receive, send)
 
-    async def _drop_after_commit(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _capture(self, scope: Scope, receive: Receive) -> tuple[Message | None, bytes]:
         start: Message | None = None
         body = bytearray()
 
@@ -185,10 +223,24 @@ class FaultMiddleware:
             elif message["type"] == "http.response.body":
                 body.extend(message.get("body", b""))
 
-        # The app runs to completion: whatever it does is committed before the connection is dropped.
         await self.app(scope, receive, capture)
+        return start, bytes(body)
+
+    async def _run_captured(self, scope: Scope, receive: Receive) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        start, body = await self._capture(scope, receive)
+        if start is None:
+            return 500, [], body
+        return start["status"], list(start.get("headers", [])), body
+
+    async def _drop_after_commit(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The app runs to completion: whatever it does is committed before the connection is dropped.
+        start, body = await self._capture(scope, receive)
         if start is None:
             raise ConnectionDropped("app produced no response")
+        bodyless = start["status"] in (204, 304) or scope["method"] == "HEAD" or not body
+        if bodyless and _abort_connection():
+            # Nothing to cut short: a 204 head alone would be a complete, trustworthy answer. Close instead.
+            return
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         headers.append((b"content-length", str(max(len(body), 1) + 64).encode()))
         await send({"type": "http.response.start", "status": start["status"], "headers": headers})
@@ -198,7 +250,10 @@ class FaultMiddleware:
 
 
 def fault_middleware(
-    app: ASGIApp, injector: FaultInjector, vendor_hooks: dict[str, VendorHook] | None = None
+    app: ASGIApp,
+    injector: FaultInjector,
+    vendor_hooks: dict[str, VendorHook] | None = None,
+    vendor_transforms: dict[str, VendorTransform] | None = None,
 ) -> FaultMiddleware:
     """Factory form of :class:`FaultMiddleware`."""
-    return FaultMiddleware(app, injector=injector, vendor_hooks=vendor_hooks)
+    return FaultMiddleware(app, injector=injector, vendor_hooks=vendor_hooks, vendor_transforms=vendor_transforms)

@@ -72,6 +72,10 @@ class ServerThread:
         sock.set_inheritable(True)
         self._sock = sock
         port = sock.getsockname()[1]
+        kw = dict(self.kw)
+        # The sandboxes stamp ``Date`` from their simulated clock (sandbox.common.date_header); uvicorn's own
+        # header would carry the wall clock.
+        kw.setdefault("date_header", False)
         config = uvicorn.Config(
             self.app,
             host=self.host,
@@ -80,7 +84,7 @@ class ServerThread:
             lifespan="off",
             access_log=False,
             timeout_graceful_shutdown=2,
-            **self.kw,
+            **kw,
         )
         self._server = uvicorn.Server(config)
 

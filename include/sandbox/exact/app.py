@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 import uuid
 from bisect import bisect_right
@@ -19,29 +20,39 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sandbox.common import demo_company as demo
 from sandbox.common.admin import make_admin_router
 from sandbox.common.calls import CallCounterMiddleware, CallLog
 from sandbox.common.clock import Clock
+from sandbox.common.date_header import DateHeaderMiddleware
 from sandbox.common.faults import FaultInjector, FaultMiddleware, FaultRule
 from sandbox.exact.entities import (
     DIVISION,
     ENTRY_LINE_WRITABLE,
     ME,
+    SYNC_ORDER_FIELDS,
     EntitySet,
     build_sets,
     lookups,
+    po_getters,
     po_header_row,
     po_line_row,
+    sync_getters,
     sync_po_row,
 )
 from sandbox.exact.limits import ErrorBudget, RateLimiter
 from sandbox.exact.oauth import Chain, OAuthServer
 from sandbox.exact.odata import (
+    BOOL,
     DATETIME,
     FLOAT,
     GUID,
+    INT,
+    STR,
+    BoolOp,
     ODataError,
     compile_filter,
     conjuncts,
@@ -57,7 +68,10 @@ from sandbox.exact.odata import (
 from sandbox.exact.settings import DEMO_CLIENT_ID, DEMO_REDIRECT_URIS, ExactSettings
 from sandbox.exact.store import DAY_MS, PO, Division, ExactStore
 
+log = logging.getLogger(__name__)
+
 _SAFE = "$'(),/:*=@"
+_DIVISION_PATH = re.compile(r"^/api/v1/(\d+)/")
 _OPTIONS = frozenset(("$select", "$filter", "$expand", "$top", "$skiptoken", "$orderby", "$format", "$inlinecount"))
 _KEY_RE = re.compile(r"^\s*guid'([0-9a-fA-F-]{36})'\s*$")
 _TS_RE = re.compile(r"^\s*(\d+)L?\s*$")
@@ -86,6 +100,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "closed_period": "Period is closed: {0}",
         "mandatory_name": "Mandatory: Name",
         "duplicate_code": "Code already exists: {0}",
+        "code_too_long": "Invalid value: Code (at most 18 characters): {0}",
+        "invalid_currency": "Invalid reference: Currency {0}",
     },
     "nl": {
         "mandatory_journal": "Verplicht: Dagboek",
@@ -110,8 +126,50 @@ MESSAGES: dict[str, dict[str, str]] = {
         "closed_period": "Periode is afgesloten: {0}",
         "mandatory_name": "Verplicht: Naam",
         "duplicate_code": "Code bestaat al: {0}",
+        "code_too_long": "Ongeldige waarde: Code (maximaal 18 tekens): {0}",
+        "invalid_currency": "Ongeldige referentie: Valuta {0}",
     },
 }
+
+
+# ISO 4217 currency codes in use (Exact's currency table): PurchaseEntries.Currency must be one of them.
+_ISO_CURRENCY_TEXT = """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD CAD CDF
+    CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL
+    HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL
+    MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON
+    RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX
+    USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL"""
+ISO_CURRENCIES = frozenset(_ISO_CURRENCY_TEXT.split())
+ACCOUNT_CODE_MAX = 18
+
+_EDM_NAME = {
+    GUID: "Edm.Guid",
+    STR: "Edm.String",
+    INT: "Edm.Int32",
+    FLOAT: "Edm.Double",
+    BOOL: "Edm.Boolean",
+    DATETIME: "Edm.DateTime",
+}
+_INT_TEXT = re.compile(r"^\s*[-+]?\d{1,9}\s*$")
+
+
+def _type_ok(t: str, v: Any) -> bool:
+    """Can Exact's OData reader take JSON value ``v`` for a property of type ``t``? (Business validation of the
+    value comes later: e.g. ``"AmountFC": "lots"`` reads, then fails as "Invalid value: Amount".)"""
+    if t == GUID:
+        return is_guid(v)
+    if t == STR:
+        return isinstance(v, str)
+    if t == INT:
+        return (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, str) and bool(_INT_TEXT.match(v)))
+    if t == FLOAT:
+        return isinstance(v, int | float | str) and not isinstance(v, bool)
+    if t == BOOL:
+        return isinstance(v, bool)
+    if t == DATETIME:
+        return isinstance(v, str)
+    return True
 
 
 def error_body(message: str) -> dict[str, Any]:
@@ -120,6 +178,62 @@ def error_body(message: str) -> dict[str, Any]:
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     return JSONResponse(error_body(message), status_code=status, headers=headers)
+
+
+def xml_error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """The error as Exact writes it for a client that did not ask for JSON (OData v2 XML error)."""
+    body = (
+        '<?xml version="1.0" encoding="utf-8" standalone="yes"?>'
+        '<error xmlns="http://schemas.microsoft.com/ado/2007/08/dataservices/metadata"><code></code>'
+        f'<message xml:lang="en-US">{html.escape(message, quote=False)}</message></error>'
+    )
+    return Response(body, status_code=status, headers=headers, media_type="application/xml;charset=utf-8")
+
+
+def wants_json(request: Request) -> bool:
+    """Did the client ask for JSON (``Accept: application/json`` or ``$format=json``)? Exact's default is XML."""
+    return "application/json" in request.headers.get("accept", "") or request.query_params.get("$format") == "json"
+
+
+def division_key(path: str) -> str | None:
+    """The division of a REST path (``/api/v1/111111/...`` -> ``"111111"``): the call log's concurrency key."""
+    m = _DIVISION_PATH.match(path)
+    return m.group(1) if m else None
+
+
+class RequestSizeMiddleware:
+    """Exact's front door: URLs longer than ``max_url_length`` characters get 414, request bodies larger than
+    ``max_body_bytes`` get 413 (checked on ``Content-Length`` here and on the bytes read in the handler). Applies to
+    ``/api/`` only (REST and OAuth), never to ``/_admin``."""
+
+    def __init__(self, app: ASGIApp, sandbox: ExactSandbox) -> None:
+        self.app = app
+        self.sandbox = sandbox
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        s = self.sandbox.settings()
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        host = headers.get(b"host", b"").decode("latin-1")
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        query = scope.get("query_string", b"")
+        length = len(f"{scope.get('scheme', 'http')}://{host}") + len(raw_path) + (len(query) + 1 if query else 0)
+        if length > s.max_url_length:
+            response = error_response(
+                414, f"Request-URI Too Long: the URL has {length} characters; at most {s.max_url_length} are allowed."
+            )
+            await response(scope, receive, send)
+            return
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > s.max_body_bytes:
+            response = error_response(
+                413, f"Request Entity Too Large: the body has {int(declared)} bytes; at most {s.max_body_bytes}."
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class HTTPFail(Exception):
@@ -180,7 +294,9 @@ class ExactSandbox:
         params = params or {}
         if params.get("settings", True):
             self._settings = self._initial_settings.model_copy(deep=True)
-        if params.get("clock", True):
+        # A shared clock (``mlc sandbox``: one clock for Exact and JAGGAER) is only reset when asked explicitly
+        # (``"clock": true``); resetting Exact must not move JAGGAER's time.
+        if params.get("clock", not self.clock.shared):
             self.clock.reset()
         self.oauth.reset()
         self.limiter.reset()
@@ -227,7 +343,10 @@ class ExactSandbox:
         self._add_oauth_routes(app)
         self._add_api_routes(app)
         app.add_middleware(FaultMiddleware, injector=self.faults, vendor_hooks={"rate_limit": self._rate_limit_fault})
-        app.add_middleware(CallCounterMiddleware, log=self.calls, templater=path_template)
+        app.add_middleware(RequestSizeMiddleware, sandbox=self)
+        # Outermost but the Date stamp: every call counted (faulted ones too), requests in flight per division.
+        app.add_middleware(CallCounterMiddleware, log=self.calls, templater=path_template, concurrency_key=division_key)
+        app.add_middleware(DateHeaderMiddleware, clock=self.clock)
         return app
 
     def _rate_limit_fault(self, rule: FaultRule, method: str, path: str) -> Response:
@@ -339,63 +458,103 @@ class ExactSandbox:
 
         @app.get("/api/v1/current/Me")
         async def me(request: Request) -> Response:
-            chain = self.oauth.authenticate(request.headers.get("authorization"))
-            if chain is None:
-                return _unauthorized()
             try:
-                select = parse_select(request.query_params.get("$select"))
-                fields = self._plain_fields(ME, select)
-            except ODataError as exc:
-                return error_response(400, str(exc))
-            base = self.base_url(request)
-            current = self._settings.current_division
-            if current not in chain.divisions and chain.divisions:
-                current = chain.divisions[0]
-            row = {
-                **{k: v for k, v in demo.DEMO_USER.items() if k in ME},
-                "CurrentDivision": current,
-                "DivisionCustomer": demo.guid("customer", None, "mpe"),
-                "DivisionCustomerCode": "                 1",
-                "DivisionCustomerName": demo.COMPANY_NAME,
-                "IsClientUser": False,
-                "Legislation": 44,
-            }
-            out = {
-                "__metadata": {
-                    "uri": f"{base}/api/v1/current/Me(guid'{row['UserID']}')",
-                    "type": "Exact.Web.Api.System.Me",
-                }
-            }
-            out.update({f: row.get(f) for f in fields})
-            return JSONResponse({"d": {"results": [out]}})
+                return self._me(request)
+            except Exception as exc:  # never a bare crash: Exact's error body
+                return self._crash(request, exc)
 
         @app.api_route("/api/v1/{division}/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
         async def api(request: Request, division: str, rest: str) -> Response:
             body = await request.body() if request.method in ("POST", "PUT", "PATCH") else b""
-            return self.handle(request, division, rest, body)
+            # In a worker thread: a slow request (100k rows) must not stall the event loop and every other client;
+            # the store lock serialises the state.
+            return await run_in_threadpool(self.handle_safe, request, division, rest, body)
 
-    # ---- request pipeline ----------------------------------------------------------------------------------------
-    def handle(self, request: Request, division_s: str, rest: str, body: bytes) -> Response:
+    def _crash(self, request: Request, exc: Exception) -> Response:
+        log.exception("Exact sandbox: unhandled error in %s %s", request.method, request.url.path)
+        message = f"An error has occurred. ({type(exc).__name__}: {exc})"
+        if wants_json(request) or self._settings.non_json_response == "json":
+            return error_response(500, message)
+        return xml_error_response(500, message)
+
+    def _error(self, json_ok: bool, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+        if json_ok:
+            return error_response(status, message, headers)
+        return xml_error_response(status, message, headers)
+
+    def _me(self, request: Request) -> Response:
         chain = self.oauth.authenticate(request.headers.get("authorization"))
         if chain is None:
             return _unauthorized()
-        if not division_s.isdigit():
-            return error_response(404, f"Resource not found for the segment '{division_s}'.")
-        division = int(division_s)
+        json_ok = wants_json(request) or self._settings.non_json_response == "json"
+        if not json_ok and self._settings.non_json_response == "406":
+            return xml_error_response(406, "Not acceptable: send Accept: application/json.")
+        try:
+            select = parse_select(request.query_params.get("$select"))
+            fields = self._plain_fields(ME, select)
+        except ODataError as exc:
+            return self._error(json_ok, 400, str(exc))
+        base = self.base_url(request)
+        current = self._settings.current_division
+        if current not in chain.divisions and chain.divisions:
+            current = chain.divisions[0]
+        row = {
+            **{k: v for k, v in demo.DEMO_USER.items() if k in ME},
+            "CurrentDivision": current,
+            "DivisionCustomer": demo.guid("customer", None, "mpe"),
+            "DivisionCustomerCode": "                 1",
+            "DivisionCustomerName": demo.COMPANY_NAME,
+            "IsClientUser": False,
+            "Legislation": 44,
+        }
+        out = {
+            "__metadata": {
+                "uri": f"{base}/api/v1/current/Me(guid'{row['UserID']}')",
+                "type": "Exact.Web.Api.System.Me",
+            }
+        }
+        out.update({f: row.get(f) for f in fields})
+        if not json_ok:
+            return _atom_feed(self.base_url(request), "Me", [out])
+        return JSONResponse({"d": {"results": [out]}})
+
+    # ---- request pipeline ----------------------------------------------------------------------------------------
+    def handle_safe(self, request: Request, division_s: str, rest: str, body: bytes) -> Response:
+        """:meth:`handle`, but an unexpected error is an Exact-shaped 500, never a bare crash or a reset."""
+        try:
+            return self.handle(request, division_s, rest, body)
+        except Exception as exc:
+            return self._crash(request, exc)
+
+    def handle(self, request: Request, division_s: str, rest: str, body: bytes) -> Response:
+        s = self._settings
+        json_ok = wants_json(request) or s.non_json_response == "json"
         spec, key, nav = self._resolve(rest)
         endpoint = spec.name if spec else rest.split("(")[0]
-        s = self._settings
+        authorization = request.headers.get("authorization")
+        chain = self.oauth.authenticate(authorization)
+        if chain is None:
+            # An expired or revoked token still names its app: that 401 counts against the app's error budget
+            # (a client that keeps sending a dead token locks itself out, as on Exact). Unknown tokens cannot.
+            owner = self.oauth.owner(authorization)
+            if owner is not None and division_s.isdigit():
+                self.budget.record(owner.client_id, owner.user_id, int(division_s), endpoint, 401)
+            return _unauthorized()
+        if not division_s.isdigit():
+            return self._error(json_ok, 404, f"Resource not found for the segment '{division_s}'.")
+        division = int(division_s)
         if division not in chain.divisions or division not in self.store.divisions:
-            resp = error_response(403, "Forbidden", {"Reason": "NoDivisionAccess"})
+            resp = self._error(json_ok, 403, "Forbidden", {"Reason": "NoDivisionAccess"})
             self.budget.record(chain.client_id, chain.user_id, division, endpoint, 403)
             return resp
         if division in s.blocked_divisions:
             self.budget.record(chain.client_id, chain.user_id, division, endpoint, 403)
-            return error_response(403, "Forbidden: the division is blocked.", {"Reason": "DivisionBlocked"})
+            return self._error(json_ok, 403, "Forbidden: the division is blocked.", {"Reason": "DivisionBlocked"})
         until = self.budget.blocked_until(chain.client_id, chain.user_id, division, endpoint)
         if until is not None:
             ts = datetime.fromtimestamp(until, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
-            return error_response(
+            return self._error(
+                json_ok,
                 s.error_budget_block_status,
                 f"API rate limit exceeded: more than {s.error_budget_threshold} errors on this endpoint within an "
                 f"hour. Your application is blocked for this endpoint until {ts} UTC.",
@@ -403,30 +562,31 @@ class ExactSandbox:
         allowed, rate_headers = self.limiter.hit(chain.client_id, division)
         if not allowed:
             return Response(b"", status_code=429, headers=rate_headers)
-        accept = request.headers.get("accept", "")
         ctx = Ctx(
             base=self.base_url(request),
             division=division,
             chain=chain,
             query=list(request.query_params.multi_items()),
-            json="application/json" in accept or _q_from(request, "$format") == "json",
+            json=json_ok,
         )
-        if not ctx.json and s.non_json_response == "json":
-            ctx.json = True
         try:
             if spec is None:
                 raise HTTPFail(404, f"Resource not found for the segment '{rest.split('/')[-1].split('(')[0]}'.")
-            if not ctx.json and s.non_json_response == "406" and request.method == "GET":
+            if not ctx.json and s.non_json_response == "406":
                 raise HTTPFail(406, "Not acceptable: send Accept: application/json.")
             if request.method not in spec.methods:
                 raise HTTPFail(405, f"The requested resource does not support http method '{request.method}'.")
+            if len(body) > s.max_body_bytes:
+                raise HTTPFail(
+                    413, f"Request Entity Too Large: the body has {len(body)} bytes; at most {s.max_body_bytes}."
+                )
             with self.store.lock:
                 div = self.store.divisions[division]
                 resp = self._dispatch(request.method, ctx, spec, div, key, nav, body, request.headers)
         except HTTPFail as exc:
-            resp = error_response(exc.status, exc.message, exc.headers)
+            resp = self._error(ctx.json, exc.status, exc.message, exc.headers)
         except ODataError as exc:
-            resp = error_response(400, str(exc))
+            resp = self._error(ctx.json, 400, str(exc))
         for k, v in rate_headers.items():
             resp.headers[k] = v
         self.budget.record(chain.client_id, chain.user_id, division, endpoint, resp.status_code)
@@ -485,17 +645,25 @@ class ExactSandbox:
         return select
 
     def _fields(
-        self, spec: EntitySet, select: list[str] | None, expand: list[str]
+        self, spec: EntitySet, select: list[str] | None, expand: list[str], *, representation: bool = False
     ) -> tuple[list[str], dict[str, list[str]], list[str]]:
+        """(fields, expanded navs with their fields, deferred navs). ``representation``: the sandbox's own
+        rendering of a created entity (no $select rules)."""
         for e in expand:
             if e not in spec.navs:
                 raise ODataError(f"Could not find a property named '{e}' on type '{spec.type_name}'.")
-        if spec.kind in ("sync", "bulk") or self._settings.select_required_everywhere:
-            if select is None:
-                raise ODataError("$select is mandatory for this endpoint. Please specify the fields you need.")
-            if "*" in select:
-                raise ODataError("$select=* is not allowed for this endpoint. Please specify the fields you need.")
+        s = self._settings
+        select_required = spec.kind in ("sync", "bulk") or s.select_required_everywhere
+        if select is None and select_required and not representation:
+            raise ODataError("$select is mandatory for this endpoint. Please specify the fields you need.")
+        if spec.kind in ("sync", "bulk") and select is not None and "*" in select:
+            raise ODataError("$select=* is not allowed for this endpoint. Please specify the fields you need.")
+        # Lines come back only when $select names them as Nav/Field (api-contracts §1.5); an expanded nav that
+        # is not named that way stays deferred.
+        nav_select_only = s.expand_needs_nav_select and not representation
         if select is None or select == ["*"]:
+            if nav_select_only:
+                return list(spec.schema), {}, list(spec.navs)
             navs = {n: list(self.sets[spec.navs[n].target].schema) for n in expand}
             deferred = [n for n in spec.navs if n not in expand]
             return list(spec.schema), navs, deferred
@@ -517,15 +685,15 @@ class ExactSandbox:
                     raise ODataError(f"Property '{f}' does not exist on '{nav}'.")
                 navs.setdefault(nav, []).append(f)
             elif name in spec.navs:
-                if name in expand:
+                if name in expand and not nav_select_only:
                     navs[name] = list(self.sets[spec.navs[name].target].schema)
-                else:
+                elif name not in deferred:
                     deferred.append(name)
             elif name in spec.schema:
                 fields.append(name)
             else:
                 raise ODataError(f"Property '{name}' does not exist.")
-        return fields, navs, deferred
+        return fields, navs, [n for n in deferred if n not in navs]
 
     def _query_options(self, ctx: Ctx, spec: EntitySet) -> tuple[Any, list[str] | None, list[str], int | None]:
         for k, _ in ctx.query:
@@ -660,7 +828,7 @@ class ExactSandbox:
         fields, navs, deferred = self._fields(spec, select, expand)
         row = self._render(ctx, spec, div, self._full(spec, div, obj), fields, navs, deferred, obj)
         if not ctx.json:
-            return _atom(ctx, spec, [row])
+            return _atom_entry(ctx.base, row)
         return JSONResponse({"d": row})
 
     def _collection(self, ctx: Ctx, spec: EntitySet, div: Division) -> Response:
@@ -677,9 +845,11 @@ class ExactSandbox:
         orderby = _q(ctx, "$orderby")
         if spec.table is not None:
             table = spec.table(div)
-            pred = compile_filter(ast, spec.schema, spec.getters) if ast is not None else None
+            getters = spec.getters_for(div) if spec.getters_for is not None else spec.getters
+            pred = compile_filter(ast, spec.schema, getters) if ast is not None else None
             if orderby:
-                objs, more, _after_pos = self._ordered(spec, div, list(table), pred, orderby, after, limit)
+                candidates = table.query(ast, None, None, len(table))[0] if ast is not None else list(table)
+                objs, more, _after_pos = self._ordered(spec, div, candidates, pred, orderby, after, limit, getters)
             else:
                 objs, more = table.query(ast, pred, after, limit) if limit > 0 else ([], False)
             rows = [(self._full(spec, div, o), o) for o in objs]
@@ -687,7 +857,7 @@ class ExactSandbox:
             all_rows = self._virtual_rows(ctx, spec, div, ast)
             pred = compile_filter(ast, spec.schema) if ast is not None else None
             if orderby:
-                objs, more, _ = self._ordered(spec, div, all_rows, pred, orderby, after, limit)
+                objs, more, _ = self._ordered(spec, div, all_rows, pred, orderby, after, limit, None)
             else:
                 all_rows.sort(key=lambda r: str(r[spec.key]).lower())
                 keys = [str(r[spec.key]).lower() for r in all_rows]
@@ -717,21 +887,48 @@ class ExactSandbox:
         orderby: str,
         after: str | None,
         limit: int,
+        getters: dict[str, Callable[[Any], Any]] | None,
     ) -> tuple[list[Any], bool, int]:
+        """Sort the matches by ``$orderby`` (ties in key order) and cut the page after ``after``. Sort keys come from
+        the getters: no API row is built for an object that is not on the page."""
         keys: list[tuple[str, bool]] = []
         for part in orderby.split(","):
             bits = part.strip().split()
-            if not bits or bits[0] not in spec.schema or (len(bits) > 1 and bits[1] not in ("asc", "desc")):
+            if (
+                not bits
+                or len(bits) > 2
+                or bits[0] not in spec.schema
+                or (len(bits) > 1 and bits[1] not in ("asc", "desc"))
+            ):
                 raise ODataError(f"Invalid $orderby '{orderby}'.")
             keys.append((bits[0], len(bits) > 1 and bits[1] == "desc"))
+
+        def getter(field: str) -> Callable[[Any], Any]:
+            if getters is not None and field in getters:
+                return getters[field]
+            if spec.full is not None:
+                return lambda o, _f=field: self._full(spec, div, o).get(_f)
+            return lambda o, _f=field: o.get(_f)
+
+        def sort_key(g: Callable[[Any], Any]) -> Callable[[Any], tuple[bool, Any]]:
+            def key(o: Any) -> tuple[bool, Any]:
+                v = g(o)
+                return (v is None, v.lower() if isinstance(v, str) else v)  # case-insensitive collation
+
+            return key
+
         matched = [o for o in objs if pred is None or pred(o)]
-        full = {id(o): self._full(spec, div, o) for o in matched}
+        key_of = getter(spec.key)
         for field, desc in reversed(keys):
-            matched.sort(key=lambda o, f=field: (full[id(o)].get(f) is None, full[id(o)].get(f) or 0), reverse=desc)
+            matched.sort(key=sort_key(getter(field)), reverse=desc)
         start = 0
         if after:
-            ids = [str(full[id(o)][spec.key]).lower() for o in matched]
-            start = ids.index(after.lower()) + 1 if after.lower() in ids else len(ids)
+            wanted = after.lower()
+            start = len(matched)
+            for i, o in enumerate(matched):
+                if str(key_of(o)).lower() == wanted:
+                    start = i + 1
+                    break
         page = matched[start : start + limit]
         return page, start + limit < len(matched), start
 
@@ -792,21 +989,12 @@ class ExactSandbox:
             if m is None:
                 raise ODataError(f"Invalid $skiptoken '{tok}'.")
             start = max(start, int(m.group(1)))
-        pred = compile_filter(ast, spec.schema) if ast is not None else None
         size = self._settings.sync_page_size
         limit = size if top is None else min(size, top)
-        rows: list[dict[str, Any]] = []
-        more = False
         if spec.name == "sync/Deleted":
-            source: Iterable[dict[str, Any]] = self.store.deleted_after(div, start)
+            rows, more = self._sync_deleted(spec, div, start, ast, limit)
         else:
-            source = self._sync_po_rows(div, start)
-        for row in source:
-            if pred is None or pred(row):
-                if len(rows) == limit:
-                    more = True
-                    break
-                rows.append(row)
+            rows, more = self._sync_po_rows(spec, div, start, ast, limit)
         results = [self._render(ctx, spec, div, r, fields) for r in rows]
         nxt = None
         top_left = None if top is None else top - len(results)
@@ -814,14 +1002,57 @@ class ExactSandbox:
             nxt = self._next_url(ctx, spec, f"{rows[-1]['Timestamp']}L", top_left)
         return self._envelope(ctx, spec, results, nxt)
 
-    def _sync_po_rows(self, div: Division, start: int) -> Iterable[dict[str, Any]]:
+    def _sync_deleted(
+        self, spec: EntitySet, div: Division, start: int, ast: Any, limit: int
+    ) -> tuple[list[dict[str, Any]], bool]:
+        pred = compile_filter(ast, spec.schema) if ast is not None else None
+        days = self._settings.deleted_retention_days
+        oldest = None if days is None else self.store.now_ms() - int(days * DAY_MS)
+        rows: list[dict[str, Any]] = []
+        for row in self.store.deleted_after(div, start):
+            if oldest is not None and row["DeletedDate"] < oldest:
+                continue  # Exact keeps deletions about two months
+            if pred is None or pred(row):
+                if len(rows) == limit:
+                    return rows, True
+                rows.append(row)
+        return rows, False
+
+    def _sync_po_rows(
+        self, spec: EntitySet, div: Division, start: int, ast: Any, limit: int
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Up to ``limit`` sync rows after Timestamp ``start`` matching ``ast``, and whether more exist.
+
+        The filter runs on ``(order, row)`` pairs through getters, before anything is rendered; terms that only
+        name order-level fields (``OrderStatus``, ``Supplier``, ``Modified``...) are decided once per order. Only
+        the rows of the page are built."""
+        terms = conjuncts(ast) if ast is not None else []
+        order_terms = [t for t in terms if (f := filter_fields(t)) and f <= SYNC_ORDER_FIELDS]
+        row_terms = [t for t in terms if not any(t is o for o in order_terms)]
+        order_pred = compile_filter(_all_of(order_terms), spec.schema, po_getters(div)) if order_terms else None
+        row_pred = compile_filter(_all_of(row_terms), spec.schema, sync_getters(div)) if row_terms else None
+        pairs: list[tuple[PO, int]] = []
+        more = False
+        for po, first in div.sync.orders_after(start):
+            if order_pred is not None and not order_pred(po):
+                continue
+            for li in range(first, po.row_count):
+                if row_pred is None or row_pred((po, li)):
+                    if len(pairs) == limit:
+                        more = True
+                        break
+                    pairs.append((po, li))
+            if more:
+                break
+        rows: list[dict[str, Any]] = []
         last: PO | None = None
         head: dict[str, Any] = {}
-        for po, li in div.sync.rows_after(start):
+        for po, li in pairs:
             if po is not last:
                 head = po_header_row(div, po)
                 last = po
-            yield sync_po_row(div, po, li, head)
+            rows.append(sync_po_row(div, po, li, head))
+        return rows, more
 
     # ---- writing --------------------------------------------------------------------------------------------------
     def _validation(self, messages: list[str]) -> HTTPFail:
@@ -834,17 +1065,21 @@ class ExactSandbox:
         self, ctx: Ctx, spec: EntitySet, div: Division, row: dict[str, Any], prefer: bool, obj: Any = None
     ) -> Response:
         if prefer or not self._settings.post_minimal_without_prefer:
-            fields, navs, deferred = self._fields(spec, None, list(spec.navs))
+            fields, navs, deferred = self._fields(spec, None, list(spec.navs), representation=True)
             out = self._render(ctx, spec, div, row, fields, navs, deferred, obj if obj is not None else row)
         else:
             out = self._render(ctx, spec, div, row, [spec.key])
+        if not ctx.json:
+            return _atom_entry(ctx.base, out, status=201)
         return JSONResponse({"d": out}, status_code=201)
 
     def _check_props(
         self, spec_type: str, data: dict[str, Any], writable: frozenset[str], readable: Iterable[str]
     ) -> None:
+        """Unknown properties and values of the wrong JSON type -> 400, as Exact's OData reader refuses them."""
         known = set(writable) | set(readable)
-        for k in data:
+        schema = readable if isinstance(readable, dict) else {}
+        for k, v in data.items():
             if k == "__metadata":
                 continue
             if k not in known:
@@ -852,6 +1087,13 @@ class ExactSandbox:
                     400,
                     f"Error processing request stream. The property name '{k}' specified for type "
                     f"'{spec_type}' is not valid.",
+                )
+            t = schema.get(k)
+            if t is not None and v is not None and not _type_ok(t, v):
+                raise HTTPFail(
+                    400,
+                    "Error processing request stream. Cannot convert a primitive value to the expected type "
+                    f"'{_EDM_NAME.get(t, 'Edm.String')}' ({k}). See the inner exception for more details.",
                 )
 
     def _post_account(self, ctx: Ctx, spec: EntitySet, div: Division, data: dict[str, Any], prefer: bool) -> Response:
@@ -862,7 +1104,9 @@ class ExactSandbox:
         if code is None or not str(code).strip():
             codes = [int(a["Code"]) for a in div.accounts if a["Code"].strip().isdigit()]
             code = str(max(codes, default=0) + 1)
-        padded = str(code).strip().rjust(18)
+        if len(str(code).strip()) > ACCOUNT_CODE_MAX:
+            raise self._validation([self._msg("code_too_long", str(code).strip())])
+        padded = str(code).strip().rjust(ACCOUNT_CODE_MAX)
         if any(a["Code"] == padded for a in div.accounts.lookup("Code", padded)):
             raise self._validation([self._msg("duplicate_code", str(code).strip())])
         now = self.store.now_ms()
@@ -924,20 +1168,7 @@ class ExactSandbox:
                 raise HTTPFail(400, "Error processing request stream. A line must be an object.")
             self._check_props(line_spec.type_name, ln, ENTRY_LINE_WRITABLE, line_spec.schema)
         journal = data.get("Journal")
-        if journal is not None and not isinstance(journal, str):
-            raise HTTPFail(
-                400,
-                "Error processing request stream. Cannot convert a primitive value to the expected type "
-                "'Edm.String'. See the inner exception for more details.",
-            )
         supplier = data.get("Supplier")
-        for name, value in [("Supplier", supplier)] + [("GLAccount", ln.get("GLAccount")) for ln in raw_lines or []]:
-            if value is not None and not is_guid(value):
-                raise HTTPFail(
-                    400,
-                    f"Error processing request stream. Cannot convert a primitive value to the expected type "
-                    f"'Edm.Guid' ({name}).",
-                )
         errors: list[str] = []
         lk = lookups(div)
         jrow = None
@@ -981,6 +1212,9 @@ class ExactSandbox:
             if entry_ms < closed:
                 d = datetime.fromtimestamp(entry_ms / 1000, tz=UTC)
                 errors.append(self._msg("closed_period", f"{d.year}/{d.month}"))
+        currency = data.get("Currency") or "GBP"
+        if currency not in ISO_CURRENCIES:
+            errors.append(self._msg("invalid_currency", currency))
         if not raw_lines:
             errors.append(self._msg("no_lines"))
         rate = data.get("Rate", 1.0)
@@ -1072,10 +1306,13 @@ class ExactSandbox:
         vat_total = round(sum(ln["VATAmountFC"] for ln in lines), 2)
         total = round(net + vat_total, 2)
         d = datetime.fromtimestamp(entry_ms / 1000, tz=UTC)
+        reporting_year = int(data.get("ReportingYear") or d.year)  # types checked by _check_props
+        reporting_period = int(data.get("ReportingPeriod") or d.month)
         seq_key = f"{jrow['Code']}:{d.year}"
         assert div.entry_seq is not None
-        div.entry_seq[seq_key] = div.entry_seq.get(seq_key, 0) + 1
-        number = int(f"{d.year % 100:02d}{jrow['Code']}{div.entry_seq[seq_key]:04d}")
+        # The entry number is taken last: a refused or failed POST never consumes one.
+        seq = div.entry_seq.get(seq_key, 0) + 1
+        number = int(f"{d.year % 100:02d}{jrow['Code']}{seq:04d}")
         now = self.store.now_ms()
         terms = (
             int(acct.get("PaymentConditionPurchase") or 30)
@@ -1096,10 +1333,10 @@ class ExactSandbox:
             "Description": data.get("Description"),
             "PaymentReference": data.get("PaymentReference"),
             "ExternalLinkReference": data.get("ExternalLinkReference"),
-            "Currency": data.get("Currency") or "GBP",
+            "Currency": currency,
             "Rate": rate,
-            "ReportingYear": int(data.get("ReportingYear") or d.year),
-            "ReportingPeriod": int(data.get("ReportingPeriod") or d.month),
+            "ReportingYear": reporting_year,
+            "ReportingPeriod": reporting_period,
             "AmountFC": total,
             "AmountDC": round(total * rate, 2),
             "VATAmountFC": vat_total,
@@ -1114,8 +1351,10 @@ class ExactSandbox:
             "Modified": now,
             "_lines": lines,
         }
+        response = self._created(ctx, spec, div, entry, prefer)
         div.purchase_entries.put(entry)
-        return self._created(ctx, spec, div, entry, prefer)
+        div.entry_seq[seq_key] = seq
+        return response
 
     # ---- Exact-specific admin -----------------------------------------------------------------------------------
     def _exact_admin_router(self) -> APIRouter:
@@ -1241,10 +1480,6 @@ class ExactSandbox:
 
 
 # --------------------------------------------------------------------------------------------------- helpers
-def _q_from(request: Request, name: str) -> str | None:
-    return request.query_params.get(name)
-
-
 def _unauthorized() -> Response:
     return Response(
         b"",
@@ -1268,6 +1503,10 @@ def _parse_body(body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise HTTPFail(400, "Error processing request stream. An object was expected.")
     return data
+
+
+def _all_of(terms: list[Any]) -> Any:
+    return terms[0] if len(terms) == 1 else BoolOp("and", tuple(terms))
 
 
 def _eq_values(ast: Any, field: str) -> list[str]:
@@ -1295,27 +1534,43 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def _atom(ctx: Ctx, spec: EntitySet, rows: list[dict[str, Any]]) -> Response:
+_ATOM_NS = (
+    'xmlns="http://www.w3.org/2005/Atom" xmlns:d="http://schemas.microsoft.com/ado/2007/08/dataservices" '
+    'xmlns:m="http://schemas.microsoft.com/ado/2007/08/dataservices/metadata"'
+)
+
+
+def _atom_entry_xml(r: dict[str, Any], ns: str = "") -> str:
+    props = "".join(
+        f"<d:{k}>{html.escape(str(v))}</d:{k}>" if v is not None else f'<d:{k} m:null="true"/>'
+        for k, v in r.items()
+        if not k.startswith("__") and not isinstance(v, dict)
+    )
+    return (
+        f"<entry{ns}><id>{html.escape(r['__metadata']['uri'])}</id>"
+        f'<content type="application/xml"><m:properties>{props}</m:properties></content></entry>'
+    )
+
+
+def _atom_feed(base: str, title: str, rows: list[dict[str, Any]], status: int = 200) -> Response:
     """What Exact answers without ``Accept: application/json``: an Atom feed (abridged)."""
-    entries = []
-    for r in rows:
-        props = "".join(
-            f"<d:{k}>{html.escape(str(v))}</d:{k}>" if v is not None else f'<d:{k} m:null="true"/>'
-            for k, v in r.items()
-            if not k.startswith("__") and not isinstance(v, dict)
-        )
-        entries.append(
-            f"<entry><id>{html.escape(r['__metadata']['uri'])}</id>"
-            f'<content type="application/xml"><m:properties>{props}</m:properties></content></entry>'
-        )
     xml = (
         '<?xml version="1.0" encoding="utf-8"?>'
-        '<feed xml:base="' + html.escape(ctx.base) + '/api/v1/" xmlns="http://www.w3.org/2005/Atom" '
-        'xmlns:d="http://schemas.microsoft.com/ado/2007/08/dataservices" '
-        'xmlns:m="http://schemas.microsoft.com/ado/2007/08/dataservices/metadata">'
-        f'<title type="text">{spec.name.split("/")[-1]}</title>' + "".join(entries) + "</feed>"
+        f'<feed xml:base="{html.escape(base)}/api/v1/" {_ATOM_NS}>'
+        f'<title type="text">{html.escape(title)}</title>' + "".join(_atom_entry_xml(r) for r in rows) + "</feed>"
     )
-    return Response(xml, media_type="application/atom+xml;type=feed;charset=utf-8")
+    return Response(xml, status_code=status, media_type="application/atom+xml;type=feed;charset=utf-8")
+
+
+def _atom_entry(base: str, row: dict[str, Any], status: int = 200) -> Response:
+    """One entity (GET by key, POST 201) as an Atom entry document."""
+    ns = f' xml:base="{html.escape(base)}/api/v1/" {_ATOM_NS}'
+    xml = '<?xml version="1.0" encoding="utf-8"?>' + _atom_entry_xml(row, ns)
+    return Response(xml, status_code=status, media_type="application/atom+xml;type=entry;charset=utf-8")
+
+
+def _atom(ctx: Ctx, spec: EntitySet, rows: list[dict[str, Any]]) -> Response:
+    return _atom_feed(ctx.base, spec.name.split("/")[-1], rows)
 
 
 def create_app(settings: ExactSettings | dict[str, Any] | None = None, clock: Clock | None = None) -> FastAPI:

@@ -39,6 +39,9 @@ class EntitySet:
     kind: str = "normal"  # normal (60/page) | bulk (1000/page, $select mandatory)
     full: Callable[[Division, Any], dict[str, Any]] | None = None  # stored object -> API row
     getters: dict[str, Callable[[Any], Any]] | None = None  # for $filter on stored objects
+    # getters bound to a division (fields that need the division's accounts or code tables); complete: every
+    # schema field, so a $filter on any of them works on stored objects
+    getters_for: Callable[[Division], dict[str, Callable[[Any], Any]]] | None = None
     required_filter: frozenset[str] | None = None  # GET needs a $filter naming one of these
     navs: dict[str, Nav] = field(default_factory=dict)
     methods: frozenset[str] = frozenset({"GET"})
@@ -467,7 +470,96 @@ PO_GETTERS: dict[str, Callable[[PO], Any]] = {
     "Division": lambda p: p.division,
     "ReceiptDate": lambda p: p.receipt_date,
     "PurchaseOrderLineCount": lambda p: len(p.lines),
+    "ApprovalStatusDescription": lambda p: APPROVAL_STATUS.get(p.approval, ""),
+    "OrderStatusDescription": lambda p: ORDER_STATUS.get(p.status, ""),
+    "InvoiceStatus": lambda p: 30 if p.status == 30 else 10,
+    "ReceiptStatus": lambda p: {10: 10, 20: 20, 30: 30, 40: 10}.get(p.status, 10),
+    "Remarks": lambda p: p.remarks,
+    "ExchangeRate": lambda p: 1.0,
+    "Creator": lambda p: demo.DEMO_USER["UserID"],
+    "CreatorFullName": lambda p: demo.DEMO_USER["FullName"],
 }
+
+
+def po_getters(div: Division) -> dict[str, Callable[[PO], Any]]:
+    """A getter for every ``purchaseorder/PurchaseOrders`` field on stored ``PO`` objects of ``div``: cheap ones
+    straight from the object, the rest from the rendered header row (correct by construction)."""
+
+    def account_field(name: str) -> Callable[[PO], Any]:
+        def get(p: PO) -> Any:
+            acct = div.accounts.get(p.supplier)
+            return acct[name] if acct else None
+
+        return get
+
+    out: dict[str, Callable[[PO], Any]] = dict(PO_GETTERS)
+    out["SupplierCode"] = account_field("Code")
+    out["SupplierName"] = account_field("Name")
+    out["PaymentCondition"] = account_field("PaymentConditionPurchase")
+    for name in PO_HEADER:
+        if name not in out:  # amounts and VAT: need the code tables
+            out[name] = lambda p, _n=name: po_header_row(div, p)[_n]
+    return out
+
+
+# Sync rows of one order: fields whose value is the same on the header row and on every line row, so a $filter
+# term on them only is decided once per order.
+SYNC_ORDER_FIELDS = frozenset((set(PO_HEADER) - set(PO_LINE)) | {"PurchaseOrderID", "Created", "Division", "Modified"})
+
+SyncPair = tuple[PO, int]  # (order, row index): 0 is the header row, 1.. the lines
+
+
+def sync_getters(div: Division) -> dict[str, Callable[[SyncPair], Any]]:
+    """A getter for every ``sync/PurchaseOrder/PurchaseOrders`` field on ``(po, row index)`` pairs, so a $filter
+    runs before any row is rendered. Agrees with :func:`sync_po_row`."""
+    head = po_getters(div)
+    lk = lookups(div)
+
+    def line(p: PO, i: int) -> tuple:
+        return p.lines[i - 1]
+
+    cheap_line: dict[str, Callable[[PO, int], Any]] = {
+        "LineNumber": lambda p, i: line(p, i)[0],
+        "ItemCode": lambda p, i: line(p, i)[1],
+        "Quantity": lambda p, i: line(p, i)[3],
+        "QuantityInPurchaseUnits": lambda p, i: line(p, i)[3],
+        "UnitPrice": lambda p, i: line(p, i)[4],
+        "NetPrice": lambda p, i: line(p, i)[4],
+        "VATCode": lambda p, i: line(p, i)[5],
+        "CostCenter": lambda p, i: line(p, i)[6] or None,
+        "CostUnit": lambda p, i: line(p, i)[7] or None,
+        "ReceiptDate": lambda p, i: line(p, i)[8],
+        "ReceivedQuantity": lambda p, i: line(p, i)[9],
+        "InvoicedQuantity": lambda p, i: line(p, i)[10],
+        "AmountDC": lambda p, i: _line_amounts(lk, line(p, i))[0],
+        "AmountFC": lambda p, i: _line_amounts(lk, line(p, i))[0],
+        "VATPercentage": lambda p, i: _line_amounts(lk, line(p, i))[1],
+        "VATAmount": lambda p, i: _line_amounts(lk, line(p, i))[2],
+    }
+    out: dict[str, Callable[[SyncPair], Any]] = {}
+    for name in SYNC_PO:
+        if name == "Timestamp":
+            out[name] = lambda pr: pr[0].ts + pr[1]
+        elif name == "ID":
+            out[name] = lambda pr: pr[0].id if pr[1] == 0 else line_id(pr[0].id, line(*pr)[0])
+        elif name == "LineNumber":
+            out[name] = lambda pr: 0 if pr[1] == 0 else line(*pr)[0]
+        elif name in ("CostCenterCode", "CostUnitCode"):
+            g = cheap_line["CostCenter" if name == "CostCenterCode" else "CostUnit"]
+            out[name] = lambda pr, _g=g: None if pr[1] == 0 else _g(*pr)
+        elif name in SYNC_ORDER_FIELDS:
+            hg = head[name]
+            out[name] = lambda pr, _hg=hg: _hg(pr[0])
+        else:  # a line field: None on the header row (or the header's value where both have it)
+            lg = cheap_line.get(name)
+            if lg is None:
+                lg = lambda p, i, _n=name: po_line_row(div, p, line(p, i))[_n]  # noqa: E731
+            hg = head.get(name)
+            if hg is None:
+                out[name] = lambda pr, _lg=lg: None if pr[1] == 0 else _lg(*pr)
+            else:
+                out[name] = lambda pr, _lg=lg, _hg=hg: _hg(pr[0]) if pr[1] == 0 else _lg(*pr)
+    return out
 
 
 def build_sets() -> dict[str, EntitySet]:
@@ -490,6 +582,7 @@ def build_sets() -> dict[str, EntitySet]:
             table=lambda d: d.purchase_orders,
             full=po_header_row,
             getters=PO_GETTERS,
+            getters_for=po_getters,
             navs={
                 "PurchaseOrderLines": Nav("PurchaseOrderLines", "purchaseorder/PurchaseOrderLines", "PurchaseOrderID")
             },

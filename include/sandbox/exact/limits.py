@@ -94,6 +94,8 @@ class ErrorBudget:
         window = math.floor(now / s.error_budget_window_s)
         key = (client_id, user_id, division, endpoint, window)
         with self.lock:
+            if len(self.errors) > 10_000:  # bounded: only the current window matters
+                self.errors = {k: v for k, v in self.errors.items() if k[4] == window}
             self.errors[key] = self.errors.get(key, 0) + 1
             if self.errors[key] > s.error_budget_threshold:
                 self.blocked[key[:4]] = now + s.error_budget_block_s

@@ -3,8 +3,11 @@
 A *chain* is what one consent produces: the current access token and refresh token, replaced together on every
 refresh. Choices where the contract is silent (all switchable in ``ExactSettings``):
 
-* reusing a superseded refresh token answers 401 "Old refresh token used." and kills the chain: its current
-  access and refresh tokens are revoked too (``reuse_kills_chain``), so the person must consent again;
+* reusing a superseded refresh token answers 401 "Old refresh token used." and kills the chain: every access
+  token it ever issued (also an earlier one still inside its 600 s) and its refresh token are revoked
+  (``reuse_kills_chain``), so the person must consent again;
+* the code exchange must repeat the authorize call's ``redirect_uri`` exactly (missing: 400 ``invalid_request``,
+  different: 400 ``invalid_grant``), as RFC 6749 §4.1.3 requires;
 * after a successful refresh the previous access token stays valid until it expires
   (``old_access_token_valid_after_refresh``);
 * an unknown refresh token or code answers 400 ``invalid_grant``;
@@ -27,6 +30,13 @@ from sandbox.common.clock import Clock
 from sandbox.exact.settings import ExactSettings
 
 TokenResult = tuple[int, dict[str, str], dict[str, Any] | None]
+
+# Bounds of the token tables (a long soak or a leaky client must not grow them without end).
+MAX_CODES = 1_000  # outstanding authorization codes; used/expired ones are dropped first
+MAX_ACCESS_TOKENS = 10_000  # access tokens remembered (expired ones are kept an hour, for 401 attribution)
+MAX_OLD_REFRESH_PER_CHAIN = 1_000  # superseded refresh tokens remembered per chain (reuse -> "Old refresh token")
+MAX_CHAINS = 1_000  # dead chains beyond this are forgotten, oldest first
+EXPIRED_KEEP_S = 3600.0
 
 
 @dataclass
@@ -54,7 +64,7 @@ class Chain:
     refreshes: int = 0
     dead: bool = False
     dead_reason: str = ""
-    old_refresh_tokens: set[str] = field(default_factory=set)
+    old_refresh_tokens: dict[str, None] = field(default_factory=dict)  # insertion-ordered set
 
 
 @dataclass
@@ -98,20 +108,65 @@ class OAuthServer:
     def issue_code(self, client_id: str, redirect_uri: str, divisions: list[int]) -> str:
         code = "mlc-code-" + secrets.token_urlsafe(24)
         with self.lock:
+            self._prune_codes()
             self.codes[code] = AuthCode(
                 code, client_id, redirect_uri, demo.DEMO_USER["UserID"], list(divisions), self.clock.time()
             )
         return code
 
+    # ---- bounds (caller holds the lock) ---------------------------------------------------------------------
+    def _prune_codes(self) -> None:
+        if len(self.codes) < MAX_CODES:
+            return
+        now = self.clock.time()
+        ttl = self.settings().auth_code_ttl_s
+        for k in [k for k, c in self.codes.items() if c.used or now - c.issued >= ttl]:
+            del self.codes[k]
+        while len(self.codes) >= MAX_CODES:  # all fresh: the oldest go (dicts keep insertion order)
+            del self.codes[next(iter(self.codes))]
+
+    def _prune_access(self, now: float) -> None:
+        if len(self.access) < MAX_ACCESS_TOKENS:
+            return
+        for k in [k for k, a in self.access.items() if a.expires + EXPIRED_KEEP_S <= now]:
+            del self.access[k]
+        if len(self.access) >= MAX_ACCESS_TOKENS:
+            for k in [k for k, a in self.access.items() if a.revoked or a.expires <= now]:
+                del self.access[k]
+        while len(self.access) >= MAX_ACCESS_TOKENS:
+            del self.access[next(iter(self.access))]
+
+    def _remember_old_refresh(self, chain: Chain, token: str) -> None:
+        chain.old_refresh_tokens[token] = None
+        while len(chain.old_refresh_tokens) > MAX_OLD_REFRESH_PER_CHAIN:
+            oldest = next(iter(chain.old_refresh_tokens))
+            del chain.old_refresh_tokens[oldest]
+            self.refresh.pop(oldest, None)
+
+    def _prune_chains(self) -> None:
+        if len(self.chains) < MAX_CHAINS:
+            return
+        for chain in [c for c in self.chains.values() if c.dead][: len(self.chains) - MAX_CHAINS + 1]:
+            del self.chains[chain.id]
+            for tok in [*chain.old_refresh_tokens, chain.refresh_token]:
+                self.refresh.pop(tok, None)
+            for k in [k for k, a in self.access.items() if a.chain_id == chain.id]:
+                del self.access[k]
+
+    def _prune_token_calls(self, today: int) -> None:
+        if len(self.token_calls) > 100:
+            self.token_calls = {k: v for k, v in self.token_calls.items() if k[2] >= today - 1}
+
     # ---- token endpoint ------------------------------------------------------------------------------------
     def _new_tokens(self, chain: Chain, now: float) -> dict[str, Any]:
         s = self.settings()
+        self._prune_access(now)
         if chain.access_token and not s.old_access_token_valid_after_refresh:
             old = self.access.get(chain.access_token)
             if old is not None:
                 old.revoked = True
         if chain.refresh_token:
-            chain.old_refresh_tokens.add(chain.refresh_token)
+            self._remember_old_refresh(chain, chain.refresh_token)
         chain.access_token = "mlc-at-" + secrets.token_urlsafe(32)
         chain.refresh_token = "mlc-rt-" + secrets.token_urlsafe(32)
         chain.access_issued = chain.refresh_issued = now
@@ -125,16 +180,19 @@ class OAuthServer:
         }
 
     def _kill(self, chain: Chain, reason: str) -> None:
+        """The chain is dead: every access token it issued is revoked (not only the current one: the one before
+        a refresh may still be inside its 600 s), and its refresh token becomes old."""
         chain.dead = True
         chain.dead_reason = reason
-        at = self.access.get(chain.access_token)
-        if at is not None:
-            at.revoked = True
-        chain.old_refresh_tokens.add(chain.refresh_token)
+        for at in self.access.values():
+            if at.chain_id == chain.id:
+                at.revoked = True
+        self._remember_old_refresh(chain, chain.refresh_token)
 
     def _count_token_call(self, client_id: str, user_id: str, now: float) -> TokenResult | None:
         s = self.settings()
         key = (client_id, user_id, int(now // 86400))
+        self._prune_token_calls(key[2])
         self.token_calls[key] = self.token_calls.get(key, 0) + 1
         if self.token_calls[key] > s.token_calls_per_day:
             if s.token_cap_status == 429:
@@ -169,7 +227,14 @@ class OAuthServer:
                     return 400, {}, {"error": "invalid_grant", "error_description": "Code already used."}
                 if now - code.issued >= s.auth_code_ttl_s:
                     return 400, {}, {"error": "invalid_grant", "error_description": "Code expired."}
-                if form.get("redirect_uri") and form.get("redirect_uri") != code.redirect_uri:
+                # RFC 6749 §4.1.3: the exchange must repeat the authorize call's redirect_uri, identically.
+                if not form.get("redirect_uri"):
+                    return (
+                        400,
+                        {},
+                        {"error": "invalid_request", "error_description": "The redirect_uri parameter is missing."},
+                    )
+                if form.get("redirect_uri") != code.redirect_uri:
                     return 400, {}, {"error": "invalid_grant", "error_description": "redirect_uri mismatch."}
                 code.used = True
                 chain = Chain(
@@ -179,6 +244,7 @@ class OAuthServer:
                     divisions=code.divisions,
                     created=now,
                 )
+                self._prune_chains()
                 self.chains[chain.id] = chain
                 return 200, {}, self._new_tokens(chain, now)
             if grant == "refresh_token":
@@ -220,6 +286,8 @@ class OAuthServer:
 
     # ---- bearer auth ---------------------------------------------------------------------------------------
     def authenticate(self, authorization: str | None) -> Chain | None:
+        """The chain of a valid access token; None for a missing, unknown, expired or revoked one, or one of a
+        dead chain."""
         if not authorization or not authorization.lower().startswith("bearer "):
             return None
         token = authorization[7:].strip()
@@ -228,11 +296,18 @@ class OAuthServer:
             if at is None or at.revoked or self.clock.time() >= at.expires:
                 return None
             chain = self.chains.get(at.chain_id)
-            if chain is None:
-                return None
-            if chain.dead and token == chain.access_token:
+            if chain is None or chain.dead:
                 return None
             return chain
+
+    def owner(self, authorization: str | None) -> Chain | None:
+        """The chain that issued a token, valid or not (expired, revoked, dead chain): whose app a 401 counts
+        against in the error budget. None for a missing or unknown token."""
+        if not authorization or not authorization.lower().startswith("bearer "):
+            return None
+        with self.lock:
+            at = self.access.get(authorization[7:].strip())
+            return self.chains.get(at.chain_id) if at is not None else None
 
     def state(self) -> dict[str, Any]:
         with self.lock:

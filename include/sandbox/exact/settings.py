@@ -81,7 +81,17 @@ class ExactSettings(BaseModel):
     non_json_response: Literal["atom", "406", "json"] = "atom"  # Accept without application/json
     bare_list: bool = False  # [seen] some responses: {"d": [...]} instead of {"d": {"results": [...]}}
     post_minimal_without_prefer: bool = True  # POST without Prefer: return=representation -> key fields only
-    select_required_everywhere: bool = False  # sync/ and bulk/ always require $select
+    # Every division GET needs $select (some Exact endpoints reject GETs without it; a correct client always sends
+    # it). False: only sync/ and bulk/ require it (they always do, and refuse $select=*).
+    select_required_everywhere: bool = True
+    # $expand=PurchaseOrderLines returns the lines only when $select names them as PurchaseOrderLines/Field
+    # (api-contracts §1.5); False: a bare "PurchaseOrderLines" in $select (or no $select) returns every line field.
+    expand_needs_nav_select: bool = True
+    deleted_retention_days: float | None = 60.0  # sync/Deleted keeps rows about 2 months; None: forever
+
+    # ---- request size ------------------------------------------------------------------------------------
+    max_url_length: int = 6000  # longer URLs (scheme, host, path and query) -> 414
+    max_body_bytes: int = 10 * 1024 * 1024  # larger request bodies -> 413
 
     # ---- company / user --------------------------------------------------------------------------------
     current_division: int = 111111  # what current/Me reports (changes when the person switches)

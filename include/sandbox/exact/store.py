@@ -268,6 +268,17 @@ class SyncIndex:
             del self.starts[i]
             del self.pos[i]
 
+    def orders_after(self, ts: int) -> Iterator[tuple[PO, int]]:
+        """(po, first row index) for every order with a row Timestamp > ts, in Timestamp order."""
+        i = bisect_right(self.starts, ts) - 1
+        if i >= 0:
+            po = self.pos[i]
+            first = max(ts - po.ts + 1, 0)
+            if first < po.row_count:
+                yield po, first
+        for j in range(i + 1, len(self.pos)):
+            yield self.pos[j], 0
+
     def rows_after(self, ts: int) -> Iterator[tuple[PO, int]]:
         """(po, line_index) pairs with row Timestamp > ts, in Timestamp order; line_index 0 is the header."""
         i = bisect_right(self.starts, ts) - 1
@@ -324,6 +335,7 @@ def _po_table() -> Table:
         eq={
             "OrderNumber": lambda p: p.order_number,
             "Supplier": lambda p: p.supplier,
+            "YourRef": po_your_ref,
         },
         ranges={"Modified": lambda p: p.modified},
         key_field="PurchaseOrderID",

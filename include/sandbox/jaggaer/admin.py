@@ -155,7 +155,7 @@ def _supplier(tenant: Tenant, number: str | None, sid: int | None) -> Supplier |
             raise HTTPException(404, f"no supplier with id {sid}")
         return s
     if number is not None:
-        s = tenant.supplier_by_number(number)
+        s = tenant.supplier_by_number(number, trim=True)  # admin convenience: lenient
         if s is None:
             raise HTTPException(404, f"no supplier with supplierNumber {number!r}")
         return s

@@ -18,15 +18,17 @@ from starlette.responses import Response
 from sandbox.common.admin import clock_view, make_admin_router
 from sandbox.common.calls import CallCounterMiddleware, CallLog
 from sandbox.common.clock import Clock
+from sandbox.common.date_header import DateHeaderMiddleware
 from sandbox.common.faults import FaultInjector, FaultMiddleware, FaultRule
 from sandbox.jaggaer import seed as seeding
 from sandbox.jaggaer.model import Tenant, fmt_ts
 from sandbox.jaggaer.settings import JaggaerSettings
-from sandbox.jaggaer.xml_import import malformed_xml_body, supplier_response
+from sandbox.jaggaer.xml_import import corrupt_xml, malformed_xml_body, supplier_response
 
 DEFAULT_PORT = 8702
 REALM_PATH = "/auth/realms/J1p-integrations/protocol/openid-connect/token"
 XML_PREFIX = "/apps/Router/"
+MAX_TOKENS = 10_000  # access tokens remembered; expired ones go first, then the oldest
 
 
 @dataclass
@@ -68,7 +70,10 @@ class JaggaerSandbox:
         """Default settings, no tokens/faults/calls, both customers re-seeded relative to the clock.
 
         params: ``seed`` (int), ``empty`` (bool: customers with credentials but no data), ``now`` (ISO-8601:
-        set the clock first). Other keys are ignored."""
+        set the clock first), ``clock`` (true: back to real time at speed 1 first). Without ``now``/``clock`` the
+        clock is left alone (it may be shared with the Exact sandbox). Other keys are ignored."""
+        if params.get("clock") is True:
+            self.clock.reset()
         if params.get("now"):
             self.clock.set(params["now"])
         seed = int(params.get("seed", self.default_seed))
@@ -162,6 +167,11 @@ class JaggaerSandbox:
 
         token = f"{b64(header)}.{b64(payload)}.{secrets.token_urlsafe(32)}"
         with self.lock:
+            if len(self.tokens) >= MAX_TOKENS:
+                for k in [k for k, i in self.tokens.items() if i.expires_at <= now]:
+                    del self.tokens[k]
+                while len(self.tokens) >= MAX_TOKENS:
+                    del self.tokens[next(iter(self.tokens))]
             self.tokens[token] = info
         return token, info
 
@@ -270,15 +280,21 @@ class JaggaerSandbox:
         headers = {**self.retry_after_headers(), **rule.headers}
         return too_many_requests(path, self.clock.now(), headers)
 
-    def malformed_xml_response(self, rule: FaultRule, method: str, path: str) -> Response:
-        if "TSMSupplierXMLImport" in path:
-            kind = "supplier"
-        elif "/ji/" in path or "invoice" in path.lower():
-            kind = "invoice"
-        else:
-            kind = "po"
+    def malformed_xml_response(
+        self, rule: FaultRule, method: str, path: str, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> Response:
+        """Fault transform: the request has run (committed); its answer goes out with an unescaped ``&``.
+
+        On the XML import paths it is the real response (real status, the ``&`` inside ``StatusText``), so a
+        tolerant parser reads the true outcome; elsewhere (e.g. the invoice list) an exported-invoice fragment with
+        ``Smith & Sons Ltd``, HTTP 200."""
+        if path.startswith(XML_PREFIX):
+            kind = "supplier" if "TSMSupplierXMLImport" in path else "po"
+            kept = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers if k.lower() != b"content-length"}
+            kept.setdefault("content-type", "application/xml")
+            return Response(corrupt_xml(body, kind), status_code=status, headers={**kept, **rule.headers})
         return Response(
-            malformed_xml_body(kind), status_code=200, media_type="application/xml", headers=dict(rule.headers)
+            malformed_xml_body("invoice"), status_code=200, media_type="application/xml", headers=dict(rule.headers)
         )
 
 
@@ -364,7 +380,9 @@ def create_app(settings: JaggaerSettings | None = None, *, clock: Clock | None =
     app.add_middleware(
         FaultMiddleware,
         injector=sandbox.faults,
-        vendor_hooks={"rate_limit": sandbox.rate_limit_response, "malformed_xml": sandbox.malformed_xml_response},
+        vendor_hooks={"rate_limit": sandbox.rate_limit_response},
+        vendor_transforms={"malformed_xml": sandbox.malformed_xml_response},
     )
     app.add_middleware(CallCounterMiddleware, log=sandbox.calls, templater=templater)
+    app.add_middleware(DateHeaderMiddleware, clock=sandbox.clock)
     return app

@@ -35,7 +35,9 @@ class FilterError(ValueError):
 # ---------------------------------------------------------------------------------------------------------------
 # FIQL
 
-_CLAUSE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(==|!=|=ge=|=gt=|=le=|=lt=)\s*(.*?)\s*$")
+# The value is everything after the operator, spaces included: JAGGAER compares what it is sent (``extCode==1001``
+# does not find ``"  1001"`` and vice versa). Setting ``trim_values`` strips it (lenient).
+_CLAUSE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(==|!=|=ge=|=gt=|=le=|=lt=)(.*)$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,9 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-def compile_fiql(flt: str, fields: dict[str, Field]) -> list[Callable[[Any], bool]]:
-    """``a=ge=x;b==y`` (``;`` = AND) → predicates. OR (``,``) is not supported by this sandbox."""
+def compile_fiql(flt: str, fields: dict[str, Field], trim: bool = False) -> list[Callable[[Any], bool]]:
+    """``a=ge=x;b==y`` (``;`` = AND) → predicates. OR (``,``) is not supported by this sandbox. String values are
+    compared exactly as sent unless ``trim``."""
     preds: list[Callable[[Any], bool]] = []
     for clause in flt.split(";"):
         if not clause.strip():
@@ -86,6 +89,8 @@ def compile_fiql(flt: str, fields: dict[str, Field]) -> list[Callable[[Any], boo
         if m is None:
             raise FilterError(f"Invalid filter expression '{clause}'")
         name, op, raw = m.groups()
+        if trim or field_kind(fields, name) != "str":
+            raw = raw.strip()
         field = fields.get(name)
         if field is None:
             raise FilterError(f"Unsupported filter field '{name}' (supported: {', '.join(sorted(fields))})")
@@ -96,6 +101,9 @@ def compile_fiql(flt: str, fields: dict[str, Field]) -> list[Callable[[Any], boo
         value = _coerce(field, name, raw)
         fn = _OPS[op]
         getter = field.get
+        if trim and field.kind == "str":
+            value = value.strip()
+            getter = _stripped(field.get)
 
         def pred(obj: Any, getter: Callable[[Any], Any] = getter, fn: Callable = fn, value: Any = value) -> bool:
             got = getter(obj)
@@ -103,6 +111,19 @@ def compile_fiql(flt: str, fields: dict[str, Field]) -> list[Callable[[Any], boo
 
         preds.append(pred)
     return preds
+
+
+def _stripped(get: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def stripped(obj: Any) -> Any:
+        v = get(obj)
+        return v.strip() if isinstance(v, str) else v
+
+    return stripped
+
+
+def field_kind(fields: dict[str, Field], name: str) -> str | None:
+    f = fields.get(name)
+    return f.kind if f is not None else None
 
 
 def _midnight(d: Any) -> datetime:
@@ -225,7 +246,7 @@ def make_j1p_router(sandbox: JaggaerSandbox) -> APIRouter:
                 for wrong in (PARAM_FROM, PARAM_TO):
                     if wrong in q:
                         raise FilterError(f"Unknown parameter '{wrong}': filter with flt (FIQL)")
-                preds = compile_fiql(q.get("flt", ""), INVOICE_FIELDS)
+                preds = compile_fiql(q.get("flt", ""), INVOICE_FIELDS, settings.trim_values)
             else:
                 if "flt" in q:
                     raise FilterError(f"Unknown parameter 'flt': filter with {PARAM_FROM}/{PARAM_TO}")
@@ -272,7 +293,7 @@ def make_j1p_router(sandbox: JaggaerSandbox) -> APIRouter:
         if isinstance(start, JSONResponse):
             return start
         try:
-            preds = compile_fiql(q.get("flt", ""), COMPANY_FIELDS)
+            preds = compile_fiql(q.get("flt", ""), COMPANY_FIELDS, sandbox.settings.trim_values)
         except FilterError as exc:
             return sandbox.app_error(str(exc))
         with sandbox.lock:

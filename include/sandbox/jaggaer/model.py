@@ -282,17 +282,22 @@ class Tenant:
         return self.next_po_id
 
     # -- look-ups ------------------------------------------------------------------------------------------
-    def supplier_by_number(self, number: str) -> Supplier | None:
-        number = number.strip()
+    def supplier_by_number(self, number: str, trim: bool = False) -> Supplier | None:
+        """The supplier whose number is exactly ``number`` (``trim``: both sides stripped first, lenient)."""
+        if trim:
+            number = number.strip()
         for s in self.suppliers.values():
-            if s.supplier_number is not None and s.supplier_number == number:
+            if s.supplier_number is None:
+                continue
+            if s.supplier_number == number or (trim and s.supplier_number.strip() == number):
                 return s
         return None
 
-    def supplier_by_duns(self, duns: str) -> Supplier | None:
-        duns = duns.strip()
+    def supplier_by_duns(self, duns: str, trim: bool = False) -> Supplier | None:
+        if trim:
+            duns = duns.strip()
         for s in self.suppliers.values():
-            if s.duns and s.duns == duns:
+            if s.duns and (s.duns == duns or (trim and s.duns.strip() == duns)):
                 return s
         return None
 

@@ -11,6 +11,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+#: PO custom fields the demo customers are configured with: what ml-connector sends by default
+#: (``include/ml_connector/jaggaer/xml.py`` ``build_po_message``: line fields ``GLAccount`` and ``CostCenter``)
+#: and the header field the sandbox's own examples carry (``BusinessUnit``).
+DEFAULT_PO_HEADER_FIELDS = ["BusinessUnit"]
+DEFAULT_PO_LINE_FIELDS = ["GLAccount", "CostCenter"]
+
+
+class PoCustomFields(BaseModel):
+    """The custom-field names one customer's PO import accepts (``CustomFieldValueSet/@name``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    header: list[str] = Field(default_factory=lambda: list(DEFAULT_PO_HEADER_FIELDS))
+    line: list[str] = Field(default_factory=lambda: list(DEFAULT_PO_LINE_FIELDS))
+
+
+def _default_po_custom_fields() -> dict[str, PoCustomFields]:
+    return {"*": PoCustomFields()}
+
 
 class JaggaerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -27,7 +46,9 @@ class JaggaerSettings(BaseModel):
         "fiql",
         description="fiql: flt=lastUpdate=ge=...;lastUpdate=lt=...  params: lastUpdateFrom=...&lastUpdateTo=...",
     )
-    page_size: int = Field(50, ge=1, le=10000, description="records per page, chosen by the server")
+    page_size: int = Field(
+        37, ge=1, le=10000, description="records per page, chosen by the server (odd on purpose: never assume 50)"
+    )
     empty_list_key: Literal["omit", "empty"] = Field(
         "omit", description="empty result: omit 'jiinvoiceList' (omit) or send {'jiinvoice': []} (empty)"
     )
@@ -49,6 +70,20 @@ class JaggaerSettings(BaseModel):
         description="error text for a repeated PONumber without type='update' ({po_number} is filled in)",
     )
     supplier_success_status: Literal[200, 202] = Field(200, description="StatusCode of a successful supplier sync")
+    po_custom_fields: dict[str, PoCustomFields] = Field(
+        default_factory=_default_po_custom_fields,
+        description=(
+            "per customer (tenant key; '*' = every customer not listed): the PO header and line custom-field names "
+            "its configuration knows; any other name is refused (400, line ones under ObjectErrors)"
+        ),
+    )
+    trim_values: bool = Field(
+        False,
+        description=(
+            "strip spaces around XML values and FIQL filter values (lenient); default: compared and stored exactly "
+            "as sent, so a space-padded Exact code is not the unpadded one"
+        ),
+    )
 
     # -- rate limits ---------------------------------------------------------------------------------------
     rate_limit_per_minute: int | None = Field(
@@ -64,6 +99,10 @@ class JaggaerSettings(BaseModel):
         if isinstance(v, str) and v.strip().lower() in {"none", "off", "null", ""}:
             return None
         return v
+
+    def po_fields_for(self, tenant: str) -> PoCustomFields:
+        """The custom-field configuration of ``tenant`` (its own entry, else ``'*'``, else the defaults)."""
+        return self.po_custom_fields.get(tenant) or self.po_custom_fields.get("*") or PoCustomFields()
 
     def patch(self, changes: dict[str, Any]) -> JaggaerSettings:
         """A validated copy with ``changes`` applied; raises ``ValueError`` naming unknown/invalid knobs."""

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from lxml import etree
 
 from sandbox.jaggaer.model import PurchaseOrder, Supplier, Tenant, fmt_ts, money
+from sandbox.jaggaer.settings import PoCustomFields
 
 if TYPE_CHECKING:
     from sandbox.jaggaer.app import JaggaerSandbox
@@ -73,28 +74,34 @@ def parse(body: bytes) -> etree._Element:
         raise XmlReject(500, [f"Unable to parse XML document: {exc}"]) from exc
 
 
-def text(el: etree._Element | None, path: str | None = None) -> str | None:
+def text(el: etree._Element | None, path: str | None = None, trim: bool = False) -> str | None:
+    """The text of ``el`` (or of its descendant ``path``) exactly as sent; ``None`` when absent, empty or only
+    whitespace (XML formatting). ``trim`` (setting ``trim_values``) strips the value first, as a lenient parser
+    would; JAGGAER compares and stores what it was sent, so ``"              2001"`` is not ``"2001"``."""
     if el is None:
         return None
     node = el.find(path) if path else el
     if node is None or node.text is None:
         return None
-    value = node.text.strip()
-    return value or None
+    value = node.text
+    if not value.strip():
+        return None
+    return value.strip() if trim else value
 
 
-def to_dict(el: etree._Element) -> Any:
-    """An element as plain data: leaves become text, repeated children lists, attributes ``@name``."""
+def to_dict(el: etree._Element, trim: bool = False) -> Any:
+    """An element as plain data: leaves become text (as sent; whitespace-only is empty), repeated children lists,
+    attributes ``@name``."""
     children = [c for c in el if isinstance(c.tag, str)]
     attrs = {f"@{k}": v for k, v in el.attrib.items()}
     if not children:
-        value = (el.text or "").strip()
+        value = text(el, trim=trim) or ""
         if attrs:
             return {**attrs, "#text": value} if value else attrs
         return value
     out: dict[str, Any] = dict(attrs)
     for c in children:
-        v = to_dict(c)
+        v = to_dict(c, trim)
         if c.tag in out:
             if not isinstance(out[c.tag], list):
                 out[c.tag] = [out[c.tag]]
@@ -104,15 +111,28 @@ def to_dict(el: etree._Element) -> Any:
     return out
 
 
-def custom_fields(el: etree._Element) -> dict[str, str | None]:
+def custom_fields(el: etree._Element, trim: bool = False) -> dict[str, str | None]:
     """``CustomFieldValueSet[@name]`` children → {name: first value}."""
     out: dict[str, str | None] = {}
     for cf in el.findall("CustomFieldValueSet"):
         name = cf.get("name") or cf.get("label")
         if not name:
             continue
-        value = text(cf, "CustomFieldValue/Value") or text(cf, "CustomFieldValue") or text(cf, "Value")
+        value = (
+            text(cf, "CustomFieldValue/Value", trim) or text(cf, "CustomFieldValue", trim) or text(cf, "Value", trim)
+        )
         out[name] = value
+    return out
+
+
+def unknown_custom_fields(el: etree._Element, allowed: list[str]) -> list[str]:
+    """The ``CustomFieldValueSet`` names of ``el`` that the customer's configuration does not know."""
+    known = set(allowed)
+    out: list[str] = []
+    for cf in el.findall("CustomFieldValueSet"):
+        name = cf.get("name") or cf.get("label") or ""
+        if name not in known and name not in out:
+            out.append(name)
     return out
 
 
@@ -127,8 +147,9 @@ def decimal_or_none(value: str | None) -> Decimal | None:
 
 
 def authenticate(root: etree._Element, sandbox: JaggaerSandbox) -> Tenant:
-    identity = text(root, "Header/Authentication/Identity")
-    secret = text(root, "Header/Authentication/SharedSecret")
+    trim = sandbox.settings.trim_values
+    identity = text(root, "Header/Authentication/Identity", trim)
+    secret = text(root, "Header/Authentication/SharedSecret", trim)
     if not identity or not secret:
         raise XmlReject(401, ["Authentication failed: Identity and SharedSecret are required"])
     tenant = sandbox.tenant_by_identity(identity)
@@ -204,16 +225,24 @@ class _ParsedPO:
     lines: list[dict[str, Any]] = field(default_factory=list)
     line_errors: dict[str, list[str]] = field(default_factory=dict)
     message_id: str | None = None
+    header_field_errors: list[str] = field(default_factory=list)
 
 
-def _parse_po(root: etree._Element) -> _ParsedPO:
+def _unknown_field_message(names: list[str], allowed: list[str], where: str) -> str:
+    listed = ", ".join(f"'{n}'" for n in names)
+    known = ", ".join(allowed) or "none"
+    noun = "field" if len(names) == 1 else "fields"
+    return f"Unknown {where} custom {noun} {listed}: not configured for this customer (configured: {known})"
+
+
+def _parse_po(root: etree._Element, trim: bool = False, fields: PoCustomFields | None = None) -> _ParsedPO:
     if root.tag != "PurchaseOrderMessage":
         raise XmlReject(400, [f"Unexpected root element <{root.tag}>: expected <PurchaseOrderMessage>"])
     po_el = root.find("PurchaseOrder")
     header_el = po_el.find("POHeader") if po_el is not None else None
     if po_el is None or header_el is None:
         raise XmlReject(400, ["PurchaseOrder/POHeader is required"])
-    po_number = text(header_el, "PONumber")
+    po_number = text(header_el, "PONumber", trim)
     if not po_number:
         raise XmlReject(400, ["POHeader/PONumber is required"])
     action = (header_el.get("type") or "new").strip().lower()
@@ -223,14 +252,14 @@ def _parse_po(root: etree._Element) -> _ParsedPO:
     sup_el = header_el.find("Supplier")
     if sup_el is not None:
         for tag, key in (("SupplierNumber", "SupplierNumber"), ("DUNS", "DUNS"), ("Name", "Name")):
-            v = text(sup_el, tag)
+            v = text(sup_el, tag, trim)
             if v:
                 supplier_keys[key] = v
         if sup_el.get("id"):
             supplier_keys["id"] = sup_el.get("id", "")
-    header = {k: v for k, v in to_dict(header_el).items() if k not in {"CustomFieldValueSet"}}
+    header = {k: v for k, v in to_dict(header_el, trim).items() if k not in {"CustomFieldValueSet"}}
     if isinstance(header, dict):
-        header["CustomFields"] = custom_fields(header_el)
+        header["CustomFields"] = custom_fields(header_el, trim)
         if header_el.get("type"):
             header.pop("@type", None)
     parsed = _ParsedPO(
@@ -240,9 +269,15 @@ def _parse_po(root: etree._Element) -> _ParsedPO:
         supplier_keys=supplier_keys,
         message_id=text(root, "Header/MessageId"),
     )
+    if fields is not None:
+        unknown = unknown_custom_fields(header_el, fields.header)
+        if unknown:
+            parsed.header_field_errors.append(_unknown_field_message(unknown, fields.header, "POHeader"))
     seen: set[str] = set()
     for idx, line_el in enumerate(po_el.findall("POLine"), start=1):
-        ln_raw = (line_el.get("linenumber") or "").strip()
+        ln_raw = line_el.get("linenumber") or ""
+        if trim:
+            ln_raw = ln_raw.strip()
         key = ln_raw or f"#{idx}"
         problems: list[str] = []
         if not ln_raw.isdigit() or int(ln_raw) < 1:
@@ -250,15 +285,19 @@ def _parse_po(root: etree._Element) -> _ParsedPO:
         elif ln_raw in seen:
             problems.append(f"Duplicate POLine linenumber {ln_raw}")
         seen.add(ln_raw)
-        description = text(line_el, "Item/Description")
+        description = text(line_el, "Item/Description", trim)
         if not description:
             problems.append("Item/Description is required")
-        qty_raw = text(line_el, "Quantity")
+        if fields is not None:
+            unknown = unknown_custom_fields(line_el, fields.line)
+            if unknown:
+                problems.append(_unknown_field_message(unknown, fields.line, "POLine"))
+        qty_raw = text(line_el, "Quantity", trim)
         qty = decimal_or_none(qty_raw)
         if qty is None or qty <= 0:
             problems.append(f"Quantity must be a positive number (got '{qty_raw or ''}')")
         money_el = line_el.find("LineCharges/UnitPrice/Money")
-        price_raw = text(money_el)
+        price_raw = text(money_el, trim=trim)
         price = decimal_or_none(price_raw)
         currency = money_el.get("currency") if money_el is not None else None
         if price is None or price < 0:
@@ -273,26 +312,26 @@ def _parse_po(root: etree._Element) -> _ParsedPO:
             {
                 "linenumber": int(ln_raw),
                 "description": description,
-                "catalogNumber": text(line_el, "Item/CatalogNumber"),
-                "unitOfMeasure": text(line_el, "Item/ProductUnitOfMeasure"),
-                "commodityCode": text(line_el, "Item/CommodityCode"),
+                "catalogNumber": text(line_el, "Item/CatalogNumber", trim),
+                "unitOfMeasure": text(line_el, "Item/ProductUnitOfMeasure", trim),
+                "commodityCode": text(line_el, "Item/CommodityCode", trim),
                 "quantity": qty,
                 "unit_price": price,
                 "currency": currency,
-                "customFields": custom_fields(line_el),
+                "customFields": custom_fields(line_el, trim),
             }
         )
     return parsed
 
 
-def _resolve_supplier(tenant: Tenant, keys: dict[str, str]) -> Supplier:
+def _resolve_supplier(tenant: Tenant, keys: dict[str, str], trim: bool = False) -> Supplier:
     if not keys:
         raise XmlReject(400, ["POHeader/Supplier is required (SupplierNumber, DUNS or Name)"])
     if "SupplierNumber" in keys:
-        found = tenant.supplier_by_number(keys["SupplierNumber"])
+        found = tenant.supplier_by_number(keys["SupplierNumber"], trim)
         what = f"SupplierNumber '{keys['SupplierNumber']}'"
     elif "DUNS" in keys:
-        found = tenant.supplier_by_duns(keys["DUNS"])
+        found = tenant.supplier_by_duns(keys["DUNS"], trim)
         what = f"DUNS '{keys['DUNS']}'"
     elif "Name" in keys:
         found = tenant.supplier_by_name(keys["Name"])
@@ -308,7 +347,8 @@ def _resolve_supplier(tenant: Tenant, keys: dict[str, str]) -> Supplier:
 
 def import_po(sandbox: JaggaerSandbox, tenant: Tenant, root: etree._Element, raw: bytes, now: datetime) -> bytes:
     """Apply one PurchaseOrderMessage to ``tenant`` (the caller holds the sandbox lock). Raises ``XmlReject``."""
-    parsed = _parse_po(root)
+    settings = sandbox.settings
+    parsed = _parse_po(root, settings.trim_values, settings.po_fields_for(tenant.key))
     existing = tenant.purchase_orders.get(parsed.po_number)
     entry_base = {"at": fmt_ts(now), "messageId": parsed.message_id, "poNumber": parsed.po_number}
     try:
@@ -332,9 +372,13 @@ def import_po(sandbox: JaggaerSandbox, tenant: Tenant, root: etree._Element, raw
             raise XmlReject(400, [f"Purchase order {parsed.po_number} does not exist: cannot update"])
         if parsed.action == "update" and existing is not None and existing.status == "Cancelled":
             raise XmlReject(400, [f"Purchase order {parsed.po_number} is cancelled: cannot update"])
-        supplier = _resolve_supplier(tenant, parsed.supplier_keys)
+        supplier = _resolve_supplier(tenant, parsed.supplier_keys, settings.trim_values)
         if parsed.line_errors:
-            raise XmlReject(400, ["One or more purchase order lines are invalid"], parsed.line_errors)
+            raise XmlReject(
+                400, [*parsed.header_field_errors, "One or more purchase order lines are invalid"], parsed.line_errors
+            )
+        if parsed.header_field_errors:
+            raise XmlReject(400, parsed.header_field_errors)
         if not parsed.lines:
             raise XmlReject(400, ["PurchaseOrder must contain at least one POLine"])
         lines = sorted(parsed.lines, key=lambda ln: ln["linenumber"])
@@ -418,7 +462,7 @@ def _bool(value: str | None) -> bool | None:
     raise ValueError(value)
 
 
-def _address(sup_el: etree._Element) -> dict[str, Any] | None:
+def _address(sup_el: etree._Element, trim: bool = False) -> dict[str, Any] | None:
     addresses = sup_el.findall("AddressList/Address")
     chosen = None
     for a in addresses:
@@ -439,16 +483,16 @@ def _address(sup_el: etree._Element) -> dict[str, Any] | None:
         ("PostalCode", "postalCode"),
         ("IsoCountryCode", "isoCountryCode"),
     ):
-        v = text(chosen, tag)
+        v = text(chosen, tag, trim)
         if v:
             out[key] = v
     return out
 
 
-def _contacts(sup_el: etree._Element) -> list[dict[str, Any]]:
+def _contacts(sup_el: etree._Element, trim: bool = False) -> list[dict[str, Any]]:
     out = []
     for c in sup_el.findall("ContactList/Contact"):
-        d = to_dict(c)
+        d = to_dict(c, trim)
         out.append(d if isinstance(d, dict) else {"#text": d})
     return out
 
@@ -463,13 +507,14 @@ def sync_suppliers(sandbox: JaggaerSandbox, tenant: Tenant, root: etree._Element
         raise XmlReject(400, ["SupplierRequestMessage with at least one Supplier is required"])
     failures: list[tuple[str | None, list[str]]] = []
     completed = 0
+    trim = sandbox.settings.trim_values
     for sup_el in sup_els:
-        erp = text(sup_el, "ERPNumber")
+        erp = text(sup_el, "ERPNumber", trim)
         problems: list[str] = []
         if not erp:
             problems.append("ERPNumber is required")
-        name = text(sup_el, "Name")
-        existing = tenant.supplier_by_number(erp) if erp else None
+        name = text(sup_el, "Name", trim)
+        existing = tenant.supplier_by_number(erp, trim) if erp else None
         if existing is None and not name:
             problems.append("Name is required for a new supplier")
         try:
@@ -477,17 +522,17 @@ def sync_suppliers(sandbox: JaggaerSandbox, tenant: Tenant, root: etree._Element
         except ValueError:
             problems.append(f"Active must be true or false (got '{text(sup_el, 'Active')}')")
             active = None
-        duns = text(sup_el, "DUNS")
+        duns = text(sup_el, "DUNS", trim)
         if duns is not None and not (duns.isdigit() and len(duns) == 9):
             problems.append(f"DUNS must be 9 digits (got '{duns}')")
         if problems:
             failures.append((erp, problems))
             continue
         assert erp is not None
-        vat = text(sup_el, "VatIdentificationNumber")
-        tax = text(sup_el, "TaxIdentificationNumber")
-        address = _address(sup_el)
-        contacts = _contacts(sup_el)
+        vat = text(sup_el, "VatIdentificationNumber", trim)
+        tax = text(sup_el, "TaxIdentificationNumber", trim)
+        address = _address(sup_el, trim)
+        contacts = _contacts(sup_el, trim)
         fields = {
             "name": name,
             "active": active,
@@ -567,6 +612,19 @@ def sync_suppliers(sandbox: JaggaerSandbox, tenant: Tenant, root: etree._Element
 
 # ---------------------------------------------------------------------------------------------------------------
 # fault: malformed XML
+
+
+def corrupt_xml(body: bytes, kind: str) -> bytes:
+    """The real response ``body`` made not well-formed by an unescaped ``&`` (what the fault ``malformed_xml``
+    sends): inside ``StatusText`` when there is one (``Success`` → ``Success & done``), so a tolerant parser that
+    repairs the ``&`` reads the true outcome; a canned document when there is no body."""
+    marker = b"</StatusText>"
+    if marker in body:
+        return body.replace(marker, b" & done" + marker, 1)
+    end = body.rstrip().rfind(b"</")
+    if end > 0:
+        return body[:end] + b"<Note>Smith & Sons Ltd</Note>" + body[end:]
+    return malformed_xml_body(kind)
 
 
 def malformed_xml_body(kind: str) -> bytes:

@@ -10,6 +10,8 @@ from sandbox.exact.testing import ExactSandboxHandle
 
 MFG = 111111
 SVC = 222222
+#: A $select for calls whose fields do not matter: every division GET needs one (select_required_everywhere).
+SEL = {"$select": "ID,Code"}
 
 
 class Api:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 import requests
-from exact_support import MFG, Api
+from exact_support import MFG, SEL, Api
 
 from sandbox.common import demo_company as demo
 
@@ -25,10 +25,10 @@ def entry(ref: str) -> dict:
 
 def test_status_fault(api: Api) -> None:
     api.ex.fault(action="status", path="financial/Journals", status=503, body={"oops": True}, count=2)
-    assert api.get("financial/Journals").status_code == 503
-    r = api.get("financial/Journals")
+    assert api.get("financial/Journals", **SEL).status_code == 503
+    r = api.get("financial/Journals", **SEL)
     assert r.status_code == 503 and r.json() == {"oops": True}
-    assert api.get("financial/Journals").status_code == 200  # used up
+    assert api.get("financial/Journals", **SEL).status_code == 200  # used up
 
 
 def test_drop_after_commit_commits_then_drops(api: Api) -> None:
@@ -46,7 +46,7 @@ def test_drop_after_commit_commits_then_drops(api: Api) -> None:
 
 def test_html_maintenance_is_200(api: Api) -> None:
     api.ex.fault(action="html_maintenance", path="/api/v1/")
-    r = api.get("financial/Journals")
+    r = api.get("financial/Journals", **SEL)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     with pytest.raises(ValueError):
         r.json()
@@ -55,28 +55,28 @@ def test_html_maintenance_is_200(api: Api) -> None:
 def test_latency(api: Api) -> None:
     api.ex.fault(action="latency", path="financial/Journals", delay_s=0.4)
     t = time.perf_counter()
-    r = api.get("financial/Journals")
+    r = api.get("financial/Journals", **SEL)
     assert r.status_code == 200 and time.perf_counter() - t >= 0.4
     t = time.perf_counter()
-    api.get("financial/Journals")
+    api.get("financial/Journals", **SEL)
     assert time.perf_counter() - t < 0.4
 
 
 def test_rate_limit_fault_is_exacts_429(api: Api) -> None:
     api.ex.fault(action="rate_limit", path="/api/v1/", count=3)
     for _ in range(3):
-        r = api.get("financial/Journals")
+        r = api.get("financial/Journals", **SEL)
         assert r.status_code == 429 and r.content == b"" and "Retry-After" not in r.headers
         assert int(r.headers["X-RateLimit-Minutely-Reset"]) > time.time() * 1000 - 120_000
         assert "X-RateLimit-Reset" not in r.headers
-    assert api.get("financial/Journals").status_code == 200
+    assert api.get("financial/Journals", **SEL).status_code == 200
 
 
 def test_method_and_token_endpoint_faults(api: Api) -> None:
     api.ex.fault(action="status", method="POST", path="^/api/oauth2/token$", status=502)
     assert api.ex.refresh(api.tokens["refresh_token"]).status_code == 502
     api.ex.fault(action="status", method="POST", path="Journals", status=500)
-    assert api.get("financial/Journals").status_code == 200  # GET does not match
+    assert api.get("financial/Journals", **SEL).status_code == 200  # GET does not match
     faults = requests.get(f"{api.ex.url}/_admin/faults", timeout=5).json()
     assert len(faults) == 1 and faults[0]["method"] == "POST"
     api.ex.clear_faults()
@@ -85,20 +85,20 @@ def test_method_and_token_endpoint_faults(api: Api) -> None:
 
 def test_unlimited_rule_until_cleared(api: Api) -> None:
     api.ex.fault(action="status", path="Journals", status=500, count=None)
-    assert all(api.get("financial/Journals").status_code == 500 for _ in range(5))
+    assert all(api.get("financial/Journals", **SEL).status_code == 500 for _ in range(5))
     api.ex.clear_faults()
-    assert api.get("financial/Journals").status_code == 200
+    assert api.get("financial/Journals", **SEL).status_code == 200
 
 
 def test_calls_counter(api: Api) -> None:
     api.ex.clear_calls()
-    api.get("financial/Journals")
-    api.get("financial/Journals", division=222222)
+    api.get("financial/Journals", **SEL)
+    api.get("financial/Journals", division=222222, **SEL)
     api.get("crm/Accounts", **{"$filter": "IsSupplier eq true", "$select": "ID"})
-    api.get(f"crm/Accounts(guid'{demo.SUPPLIERS[0].account_id(MFG)}')")
+    api.get(f"crm/Accounts(guid'{demo.SUPPLIERS[0].account_id(MFG)}')", **SEL)
     api.http.get(f"{api.ex.url}/api/v1/current/Me")
     api.ex.fault(action="status", path="Journals", status=503)
-    api.get("financial/Journals")
+    api.get("financial/Journals", **SEL)
     api.ex.state()  # admin calls are not counted
     calls = api.ex.calls()
     assert calls["total"] == 6

@@ -7,7 +7,7 @@ import threading
 from urllib.parse import parse_qs, urlparse
 
 import requests
-from exact_support import MFG
+from exact_support import MFG, SEL
 
 from sandbox.exact.testing import ExactSandboxHandle
 
@@ -89,8 +89,8 @@ def test_consent_page_grants_the_ticked_divisions(exact_sandbox: ExactSandboxHan
     assert q["state"] == ["s1"]
     tokens = exact_sandbox.exchange(q["code"][0]).json()
     http = exact_sandbox.session(tokens["access_token"])
-    assert http.get(exact_sandbox.api_url(MFG, "financial/Journals")).status_code == 200
-    denied = http.get(exact_sandbox.api_url(222222, "financial/Journals"))
+    assert http.get(exact_sandbox.api_url(MFG, "financial/Journals"), params=SEL).status_code == 200
+    denied = http.get(exact_sandbox.api_url(222222, "financial/Journals"), params=SEL)
     assert denied.status_code == 403 and denied.headers["Reason"] == "NoDivisionAccess"
     # Deny sends the person back with error=access_denied.
     r = requests.post(
@@ -242,7 +242,7 @@ def test_daily_token_call_cap(exact_sandbox: ExactSandboxHandle) -> None:
 def test_expired_and_unknown_access_tokens_get_401(exact_sandbox: ExactSandboxHandle) -> None:
     tokens = exact_sandbox.connect()
     http = exact_sandbox.session(tokens["access_token"])
-    url = exact_sandbox.api_url(MFG, "financial/Journals")
+    url = exact_sandbox.api_url(MFG, "financial/Journals") + "?$select=Code"
     assert http.get(url).status_code == 200
     exact_sandbox.advance(600)
     assert http.get(url).status_code == 401

@@ -10,7 +10,7 @@ from jaggaer_support import INVOICES, JaggaerHandle
 def test_settings_read_patch_validate_and_reset(jaggaer_sandbox: JaggaerHandle) -> None:
     defaults = jaggaer_sandbox.admin("GET", "/settings")
     assert defaults["invoice_filter_style"] == "fiql"
-    assert defaults["page_size"] == 50
+    assert defaults["page_size"] == 37  # odd on purpose: no client may assume 50
     assert defaults["token_expires_in"] == 3600
     assert defaults["return_code_type"] == "number"
     assert defaults["retry_after"] is None
@@ -77,7 +77,7 @@ def test_state_and_credentials(jaggaer_sandbox: JaggaerHandle) -> None:
         "purchase_orders_open": 0,
         "supplier_sync_records": 0,
     }
-    assert state["settings"]["page_size"] == 50
+    assert state["settings"]["page_size"] == 37
     assert "now" in state["clock"]
     creds = jaggaer_sandbox.admin("GET", "/credentials")
     assert creds["demo"] == {
