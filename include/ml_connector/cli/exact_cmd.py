@@ -1,7 +1,109 @@
-"""mlc exact connect | authorize — being built (issue 5)."""
+"""mlc exact connect | authorize: consent to Exact Online for one tenant, from a shell.
+
+    mlc exact connect --tenant demo            # prints the consent link (with a single-use state)
+    mlc exact authorize --tenant demo --redirect-url 'http://…/callback?code=…&state=…'
+    mlc exact authorize --tenant demo --code CODE [--state STATE]
+
+The connection (host, client id/secret, redirect URI) comes from the tenant's Airflow connection; the tokens are
+stored encrypted in the connector database (``MLC_DB_URL`` or the Airflow connection ``ml_connector_db``).
+"""
 
 from __future__ import annotations
 
 import typer
 
+from ml_connector.config import TenantConfig, load_tenants
+from ml_connector.errors import ConfigError, ConnectorError
+from ml_connector.exact import oauth
+from ml_connector.exact.client import ExactClient
+from ml_connector.exact.connection import load_app
+from ml_connector.store.db import get_engine
+
 app = typer.Typer(no_args_is_help=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(1)
+
+
+def _tenant(name: str) -> TenantConfig:
+    tenants = load_tenants()
+    if name not in tenants:
+        raise _fail(f"no tenant {name!r} in the tenant config (known: {', '.join(sorted(tenants))})")
+    return tenants[name]
+
+
+@app.command("connect")
+def connect(
+    tenant: str = typer.Option(..., "--tenant", "-t", help="tenant name from the tenant config"),
+    redirect_uri: str | None = typer.Option(
+        None,
+        "--redirect-uri",
+        help="redirect URI registered for the app (default: the connection's redirect_uri, else urn:mlc:paste)",
+    ),
+) -> None:
+    """Print the Exact Online consent link for TENANT (valid 15 minutes, usable once)."""
+    try:
+        cfg = _tenant(tenant)
+        exact_app = load_app(cfg.exact.conn_id)
+        uri = redirect_uri or exact_app.redirect_uri or oauth.PASTE_REDIRECT_URI
+        url = oauth.start_consent(get_engine(), exact_app, tenant, cfg.exact.conn_id, uri)
+    except ConfigError as exc:
+        raise _fail("\n".join(exc.problems)) from None
+    except ConnectorError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(
+        f"Open this link in a browser and sign in to Exact Online as a user of divisions "
+        f"{', '.join(map(str, cfg.exact.divisions))}:\n"
+    )
+    typer.echo(url)
+    typer.echo(
+        "\nThen finish with:\n"
+        f"  mlc exact authorize --tenant {tenant} --redirect-url '<the address the browser ended on>'\n"
+        f"(or --code CODE if Exact showed you a code). The link expires in "
+        f"{int(oauth.STATE_TTL.total_seconds() // 60)} minutes; the code Exact returns in 3."
+    )
+
+
+@app.command("authorize")
+def authorize(
+    tenant: str = typer.Option(..., "--tenant", "-t", help="tenant name from the tenant config"),
+    code: str | None = typer.Option(None, "--code", help="the authorization code Exact returned"),
+    redirect_url: str | None = typer.Option(None, "--redirect-url", help="the whole address the browser ended on"),
+    state: str | None = typer.Option(None, "--state", help="the state of the consent (with --code)"),
+) -> None:
+    """Exchange the code for tokens, store them, then check current/Me and the tenant's divisions."""
+    if bool(code) == bool(redirect_url):
+        raise _fail("give either --code or --redirect-url")
+    try:
+        cfg = _tenant(tenant)
+        exact_app = load_app(cfg.exact.conn_id)
+        engine = get_engine()
+        if redirect_url:
+            code, state = oauth.parse_redirect(redirect_url)
+        if state:
+            pending = oauth.consume_state(engine, state)
+            if pending.tenant != tenant:
+                raise _fail(f"this consent was started for tenant {pending.tenant!r}, not {tenant!r}")
+            redirect_uri = pending.redirect_uri
+        else:
+            found = oauth.latest_pending(engine, tenant)
+            if found is None:
+                raise _fail(f"no consent in progress for tenant {tenant!r}: run mlc exact connect --tenant {tenant}")
+            redirect_uri = found
+            oauth.discard_pending(engine, tenant)
+        assert code is not None
+        client = ExactClient(exact_app, tenant, cfg.exact.conn_id, engine=engine)
+        client.tokens.exchange_code(code, redirect_uri)
+        typer.echo(f"tokens stored for tenant {tenant} (connection {cfg.exact.conn_id})")
+        me = client.me()
+        typer.echo(f"connected as {me.get('FullName') or '?'} <{me.get('UserName') or me.get('Email') or '?'}>")
+        client.check_divisions(list(cfg.exact.divisions))
+    except ConfigError as exc:
+        raise _fail("\n".join(exc.problems)) from None
+    except ConnectorError as exc:
+        raise _fail(str(exc)) from None
+    for division in cfg.exact.divisions:
+        typer.echo(f"division {division}: accessible")
+    typer.secho(f"tenant {tenant} is connected to Exact Online", fg=typer.colors.GREEN)

@@ -1,0 +1,172 @@
+"""Alerts to the people who can act: log, e-mail, Slack, generic webhook (per tenant, ``alerts:`` in the tenant file).
+
+- ``send_alert(tenant, subject, body)`` delivers over every channel of the tenant. A failing channel is logged and
+  the others still get the message; an alert never raises (it must not hide the error that caused it).
+- ``failure_callback(tenant_name)`` is a task ``on_failure_callback``: it names the DAG, task, run and error, and for
+  a dead Exact token chain sends ``token_failure_alert`` instead (unless that chain's alert already went out when
+  the chain broke).
+- ``token_failure_alert(tenant, exc)`` says which tenant must reconnect and exactly how (CLI and UI).
+
+E-mail goes through the smtp provider's ``SmtpHook`` (connection ``alerts.smtp_conn_id``); Slack and webhooks are a
+JSON POST through the http provider's ``HttpHook`` to the host of the named HTTP connection (for Slack, an incoming
+webhook URL). Providers are imported only when a channel needs them.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ml_connector.config.tenant import TenantConfig
+from ml_connector.errors import TokenChainBroken
+from ml_connector.settings import get_setting
+
+log = logging.getLogger("ml_connector.alerts")
+
+
+def ui_base_url() -> str:
+    """Where people reach the Airflow UI: ``MLC_UI_BASE_URL`` / ``[ml_connector] ui_base_url``, else Airflow's
+    ``[api] base_url``, else ``http://localhost:8080``.
+
+    Airflow's configuration is consulted only when Airflow is already loaded (tasks, api-server): importing it just
+    for a URL would cost seconds and reconfigure logging in a process that does not use Airflow.
+    """
+    configured = os.environ.get("MLC_UI_BASE_URL")
+    if not configured and "airflow.configuration" in sys.modules:
+        configured = get_setting("ui_base_url")
+        if not configured:
+            try:
+                from airflow.configuration import conf
+
+                configured = conf.get("api", "base_url", fallback=None)
+            except Exception:
+                configured = None
+    return (configured or "http://localhost:8080").rstrip("/")
+
+
+def reconnect_instructions(tenant: str) -> str:
+    return (
+        f"Reconnect tenant {tenant!r} to Exact Online (a person with access to its Exact divisions must consent):\n"
+        f"  - in the Airflow UI: {ui_base_url()}/ml-connector/exact/connect?tenant={tenant}\n"
+        f"  - or from a shell: mlc exact connect --tenant {tenant}   (open the printed link, then\n"
+        f"    mlc exact authorize --tenant {tenant} --redirect-url '<the address the browser ended on>')\n"
+        f"  - check with: mlc status"
+    )
+
+
+# --- delivery ---------------------------------------------------------------------------------------------------
+def _deliver_log(tenant: TenantConfig, subject: str, body: str) -> None:
+    log.error("ALERT [%s] %s\n%s", tenant.name, subject, body)
+
+
+def _deliver_email(tenant: TenantConfig, subject: str, body: str) -> None:
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    content = f"<pre>{html.escape(body)}</pre>"
+    with SmtpHook(smtp_conn_id=tenant.alerts.smtp_conn_id) as hook:
+        hook.send_email_smtp(to=list(tenant.alerts.email_to), subject=subject, html_content=content)
+
+
+def _post_json(conn_id: str, payload: dict[str, Any]) -> None:
+    from airflow.providers.http.hooks.http import HttpHook
+
+    hook = HttpHook(method="POST", http_conn_id=conn_id)
+    hook.run(
+        endpoint=None,
+        json=payload,
+        headers={"Content-Type": "application/json"},
+        extra_options={"timeout": 10, "check_response": True},
+    )
+
+
+def _deliver_slack(tenant: TenantConfig, subject: str, body: str) -> None:
+    assert tenant.alerts.slack_conn_id
+    _post_json(tenant.alerts.slack_conn_id, {"text": f"*{subject}*\n```{body}```"})
+
+
+def _deliver_webhook(tenant: TenantConfig, subject: str, body: str) -> None:
+    assert tenant.alerts.webhook_conn_id
+    _post_json(tenant.alerts.webhook_conn_id, {"tenant": tenant.name, "subject": subject, "body": body})
+
+
+CHANNELS: dict[str, Callable[[TenantConfig, str, str], None]] = {
+    "log": _deliver_log,
+    "email": _deliver_email,
+    "slack": _deliver_slack,
+    "webhook": _deliver_webhook,
+}
+
+
+def send_alert(tenant: TenantConfig, subject: str, body: str) -> None:
+    """Deliver over every channel of the tenant; failures are logged, never raised."""
+    full_subject = f"[ml-connector] {tenant.display_name or tenant.name}: {subject}"
+    for channel in tenant.alerts.channels:
+        deliver = CHANNELS.get(channel)
+        if deliver is None:
+            log.error("tenant %s: unknown alert channel %r", tenant.name, channel)
+            continue
+        try:
+            deliver(tenant, full_subject, body)
+        except Exception as exc:
+            log.error("tenant %s: alert over %s failed: %s: %s", tenant.name, channel, type(exc).__name__, exc)
+
+
+def token_failure_alert(tenant: TenantConfig, exc: TokenChainBroken) -> None:
+    """The alert for a dead Exact token chain: what happened, what stops, how to reconnect.
+
+    Marks ``exc.alerted`` so that ``failure_callback`` does not send the same alert again for this exception.
+    """
+    body = (
+        f"The Exact Online connection of tenant {tenant.name!r} no longer works:\n"
+        f"  {exc.reason}\n\n"
+        "Nothing is posted to Exact Online and no purchase orders are read until it is fixed; runs fail at once.\n\n"
+        f"{exc.how_to_fix}\n\n{reconnect_instructions(tenant.name)}"
+    )
+    send_alert(tenant, f"Exact Online must be reconnected (tenant {tenant.name})", body)
+    exc.alerted = True  # type: ignore[attr-defined]  # failure_callback will not send it again
+
+
+# --- task callback ----------------------------------------------------------------------------------------------
+def _load_tenant(tenant_name: str) -> TenantConfig | None:
+    try:
+        from ml_connector.config import load_tenants
+
+        return load_tenants()[tenant_name]
+    except Exception as exc:
+        log.error("alert for tenant %s: cannot load the tenant config (%s)", tenant_name, exc)
+        return None
+
+
+def failure_callback(tenant_name: str) -> Callable[[Any], None]:
+    """A task ``on_failure_callback`` that alerts the tenant's channels (never raises)."""
+
+    def _on_failure(context: Any) -> None:
+        try:
+            tenant = _load_tenant(tenant_name)
+            if tenant is None:
+                return
+            exc = context.get("exception") if hasattr(context, "get") else None
+            if isinstance(exc, TokenChainBroken):
+                if getattr(exc, "alerted", False):
+                    return  # the alert went out when the chain broke
+                token_failure_alert(tenant, exc)
+                return
+            ti = context.get("ti") or context.get("task_instance")
+            dag_id = getattr(ti, "dag_id", None) or getattr(context.get("dag"), "dag_id", "?")
+            task_id = getattr(ti, "task_id", "?")
+            run_id = context.get("run_id") or getattr(ti, "run_id", "?")
+            try_number = getattr(ti, "try_number", "?")
+            error = f"{type(exc).__name__}: {exc}" if exc is not None else "(no exception in the context)"
+            body = (
+                f"Task {dag_id}.{task_id} failed (run {run_id}, try {try_number}).\n{error}\n\n"
+                f"Logs and retry: {ui_base_url()}/dags/{dag_id}/runs/{run_id}"
+            )
+            send_alert(tenant, f"{dag_id}.{task_id} failed", body)
+        except Exception:
+            log.exception("failure alert for tenant %s could not be sent", tenant_name)
+
+    return _on_failure

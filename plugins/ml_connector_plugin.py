@@ -1,0 +1,24 @@
+"""Airflow UI plugin: mounts ml-connector's FastAPI app at /ml-connector and adds a "ml-connector" nav entry.
+
+Thin on purpose: everything lives in ``ml_connector.web.app``. Building the app touches no database or network.
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from ml_connector.web.app import create_app
+
+
+class MlConnectorPlugin(AirflowPlugin):
+    name = "ml_connector"
+    fastapi_apps = [{"app": create_app(), "url_prefix": "/ml-connector", "name": "ml-connector"}]
+    external_views = [
+        {
+            "name": "ml-connector status",
+            "href": "ml-connector/ui/status",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "ml-connector-status",
+        }
+    ]
