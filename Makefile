@@ -38,6 +38,7 @@ $(HOME_STAMP): $(STAMP) scripts/init_home.py
 home: $(HOME_STAMP)
 	@airflow connections import --overwrite $(AIRFLOW_HOME)/connections.demo.json >/dev/null
 	@mlc db upgrade
+	@mlc pools sync
 
 demo: home
 	@scripts/demo.sh

@@ -1,0 +1,136 @@
+"""The PO push DAG of one tenant: ``exact_po_push__<tenant>``.
+
+Shape (one task group per Exact division, built from the tenant config)::
+
+    division_111111.extract >> .map_vendors >> .validate >> .post ─┐
+    division_222222.extract >> .map_vendors >> .validate >> .post ─┴─▶ report
+
+- Every task of a division group runs in the pool ``mlc_exact__<tenant>__<division>`` (one slot, shared with the
+  invoice poll), so no two tasks ever work on one Exact division at the same time.
+- Schedule from ``po_push.schedule`` (default every 15 minutes) as a ``CronDataIntervalTimetable``: scheduled runs
+  read by cursor; the data interval is only used by backfills. ``catchup=False``, ``max_active_runs=1``.
+- ``report`` runs whatever happened upstream (``all_done``), merges the counts, alerts, and goes red when records
+  failed or a stage did not finish.
+
+Building needs no network or database: the tasks import the flow code when they run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ml_connector.dagbuild.common import default_args, flow_params, pool_name
+
+if TYPE_CHECKING:
+    from ml_connector.config.tenant import TenantConfig
+
+DAG_PREFIX = "exact_po_push__"
+STAGES = ("extract", "map_vendors", "validate", "post")
+START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def dag_id(tenant_name: str) -> str:
+    return f"{DAG_PREFIX}{tenant_name}"
+
+
+def group_id(division: int) -> str:
+    return f"division_{int(division)}"
+
+
+def _stage_callable(tenant_name: str, stage: str, division: int) -> Callable[[], dict[str, Any]]:
+    def run_po_push_stage() -> dict[str, Any]:
+        from airflow.sdk import get_current_context
+
+        from ml_connector.flows import po_push, runtime
+
+        return runtime.run_stage(
+            get_current_context(),
+            tenant_name,
+            runtime.FLOW_PO_PUSH,
+            getattr(po_push, stage),
+            scheduled="cursor",
+            division=division,
+        )
+
+    run_po_push_stage.__name__ = f"po_push_{stage}"
+    return run_po_push_stage
+
+
+def _report_callable(tenant_name: str, task_ids: list[str]) -> Callable[[], dict[str, Any]]:
+    def run_po_push_report() -> dict[str, Any]:
+        from airflow.sdk import get_current_context
+
+        from ml_connector.dagbuild.common import collect_outcomes
+        from ml_connector.flows import runtime
+
+        context = get_current_context()
+        tenant = None
+        with runtime.fail_fast(None):
+            tenant = runtime.load_tenant(tenant_name)
+        with runtime.fail_fast(tenant):
+            ctx = runtime.build_context(context, tenant_name, runtime.FLOW_PO_PUSH, scheduled="cursor")
+            outcomes, missing = collect_outcomes(context["ti"], task_ids)
+            problems = [
+                f"task {t} did not finish (see its log); the orders it did not reach stay in the ledger and the "
+                "next run (or clearing the task) picks them up"
+                for t in missing
+            ]
+            return runtime.report(ctx, outcomes, problems=problems)
+
+    return run_po_push_report
+
+
+def build_dag(tenant: TenantConfig) -> Any:
+    """The DAG object (``airflow.sdk.DAG``) of one tenant's PO push."""
+    from airflow.sdk import DAG, CronDataIntervalTimetable, TaskGroup, task
+
+    cfg = tenant.po_push
+    schedule: Any
+    if cfg.schedule in ("@once", "@continuous"):
+        schedule = cfg.schedule
+    else:
+        schedule = CronDataIntervalTimetable(cfg.schedule, timezone=cfg.timezone)
+    with DAG(
+        dag_id=dag_id(tenant.name),
+        description=f"Exact Online purchase orders → JAGGAER POs for {tenant.display_name or tenant.name}",
+        schedule=schedule,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(tenant),
+        params=flow_params("Exact order numbers (OrderNumber) to push; empty means every changed order."),
+        tags=["ml-connector", "po_push", f"tenant:{tenant.name}"],
+        doc_md=__doc__,
+    ) as dag:
+        post_ids: list[str] = []
+        ends = []
+        for division in tenant.po_divisions:
+            pool = pool_name(tenant.name, division)
+            with TaskGroup(group_id(division), tooltip=f"Exact division {division}"):
+                previous = None
+                for stage in STAGES:
+                    op = task(task_id=stage, pool=pool, multiple_outputs=False)(
+                        _stage_callable(tenant.name, stage, division)
+                    )()
+                    post_ids.append(f"{group_id(division)}.{stage}")
+                    if previous is not None:
+                        previous >> op
+                    previous = op
+                ends.append(previous)
+        report = task(
+            task_id="report", trigger_rule="all_done", retries=0, on_failure_callback=None, multiple_outputs=False
+        )(_report_callable(tenant.name, post_ids))()
+        for end in ends:
+            end >> report
+    return dag
+
+
+def build_all(tenants: Mapping[str, TenantConfig] | None = None) -> dict[str, Any]:
+    """``{dag_id: DAG}`` for every tenant whose PO push is enabled (tenant file from settings unless given)."""
+    if tenants is None:
+        from ml_connector.config.loader import load_tenants
+
+        tenants = load_tenants()
+    return {dag_id(name): build_dag(t) for name, t in tenants.items() if t.po_push.enabled}

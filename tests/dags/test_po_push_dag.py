@@ -1,0 +1,153 @@
+"""The PO push DAG: its shape, and whole runs with ``dag.test()`` against both sandboxes (real HTTP).
+
+Airflow's metadata DB is the session's migrated SQLite (``airflow_db``); the connector store is a SQLite file named
+by ``MLC_DB_URL``; connections come from ``AIRFLOW_CONN_*`` JSON env vars; retries and HTTP waits are short.
+The per-division pools are deliberately *not* created: ``dag.test()`` runs the tasks anyway.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "flows" / "po_push"))
+
+from po_push_support import DIV, DIV2, World, line, make_world, po_number
+
+PO_IMPORT = "POST /apps/Router/POXMLImport"
+
+
+@pytest.fixture
+def dag_world(airflow_db, sqlite_engine, monkeypatch: pytest.MonkeyPatch) -> World:
+    world = make_world(sqlite_engine, monkeypatch)
+    monkeypatch.setenv("MLC_DB_URL", sqlite_engine.url.render_as_string(hide_password=False))
+    return world
+
+
+def _dag(world: World):
+    from ml_connector.dagbuild.po_push import build_dag
+
+    return build_dag(world.tenant)  # built after the env is set: short retry delays
+
+
+def _states(dr) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
+
+
+def test_dag_shape() -> None:
+    from airflow.sdk import CronDataIntervalTimetable
+
+    from ml_connector.dagbuild.po_push import build_all
+    from ml_connector.flows.runtime import load_tenant
+
+    dags = build_all({"demo": load_tenant("demo")})
+    dag = dags["exact_po_push__demo"]
+    assert dag.max_active_runs == 1 and dag.catchup is False
+    assert isinstance(dag.timetable, CronDataIntervalTimetable)
+    assert set(dag.params.keys()) == {"dry_run", "date_from", "date_to", "ids"}
+    ids = [t.task_id for t in dag.tasks]
+    for div in (DIV, DIV2):
+        stages = [f"division_{div}.{s}" for s in ("extract", "map_vendors", "validate", "post")]
+        assert all(s in ids for s in stages)
+        for up, down in itertools.pairwise(stages):
+            assert down in dag.get_task(up).downstream_task_ids
+        assert {dag.get_task(s).pool for s in stages} == {f"mlc_exact__demo__{div}"}
+        assert "report" in dag.get_task(stages[-1]).downstream_task_ids
+    report = dag.get_task("report")
+    assert str(report.trigger_rule) in ("all_done", "TriggerRule.ALL_DONE") and report.retries == 0
+
+
+def test_dag_dry_run_then_new_changed_cancelled_quarantined_then_same_dates(dag_world: World) -> None:
+    w = dag_world
+    a = w.create_po("1001", [line(), line("CP-M8X25-HT", 20, 0.11, "CC200")])
+    b = w.create_po("1002", [line()], division=DIV2)
+    bad = w.create_po("1003", [line()], Currency="JPY")
+
+    dr = _dag(w).test(run_conf={"dry_run": True})  # a manual dry run: nothing sent, nothing staged
+    assert str(dr.state) == "success", _states(dr)
+    assert w.jaggaer_calls() == {} and w.ledger() == {}
+
+    dr = _dag(w).test()
+    assert str(dr.state) == "success", _states(dr)  # a quarantine alerts but does not fail the run
+    assert set(w.jaggaer_pos()) == {po_number(a), po_number(b, DIV2)}
+    summary = dr.get_task_instance("report").xcom_pull(task_ids="report")  # the run's note lives here
+    assert summary["counts"]["posted"] == 2 and summary["counts"]["quarantined"] == 1
+    assert summary["note"].startswith("demo/po_push: ") and "posted 2" in summary["note"]
+    assert any("JPY" in d for d in summary["details"])
+    entries = w.ledger()
+    assert entries[po_number(bad)].state == "quarantined" and "JPY" in entries[po_number(bad)].reason
+
+    w.modify_po(a, LineUpdates=[{"LineNumber": 2, "UnitPrice": 0.12}])
+    w.servers.exact.cancel_po(b["PurchaseOrderID"])
+    w.clear_calls()
+    dr = _dag(w).test()
+    assert str(dr.state) == "success", _states(dr)
+    pos = w.jaggaer_pos()
+    assert pos[po_number(a)]["lines"][1]["unitPrice"] == "0.12"
+    assert pos[po_number(b, DIV2)]["status"] == "Cancelled"
+    assert w.jaggaer_calls() == {PO_IMPORT: 2}
+
+    today = w.servers.exact.clock()["now"][:10]
+    w.clear_calls()
+    dr = _dag(w).test(run_conf={"date_from": today, "date_to": today})  # a backfill over the same dates
+    assert str(dr.state) == "success", _states(dr)
+    assert PO_IMPORT not in w.jaggaer_calls()
+    creates = [m["poNumber"] for m in w.jaggaer_state()["po_messages"] if m["action"] == "create"]
+    assert sorted(creates) == sorted([po_number(a), po_number(b, DIV2)])
+
+
+def test_dag_commit_then_drop_goes_red_and_the_next_run_resolves_it(dag_world: World) -> None:
+    w = dag_world
+    orders = [w.create_po(code, [line()]) for code in ("1001", "1002")]
+    w.jaggaer_fault(path="POXMLImport", action="drop_after_commit", count=1)
+    dr = _dag(w).test()
+    states = _states(dr)
+    assert str(dr.state) == "failed" and states["report"] == "failed", states
+    assert states[f"division_{DIV}.post"] == "success"  # per-record problems do not fail the stage
+    dr = _dag(w).test()  # the next run (or a clear): resend, "already exists" for our PO = success
+    assert str(dr.state) == "success", _states(dr)
+    assert {e.state for e in w.ledger().values()} == {"posted"}
+    creates = [m for m in w.jaggaer_state()["po_messages"] if m["action"] == "create"]
+    assert sorted(m["poNumber"] for m in creates) == sorted(po_number(o) for o in orders)
+
+
+def test_dag_halts_before_posting_when_the_token_chain_is_broken(dag_world: World) -> None:
+    from ml_connector.store.db import session_scope
+    from ml_connector.store.models import TokenRecord
+
+    w = dag_world
+    w.create_po("1001", [line()])
+    with session_scope(w.engine) as s:
+        row = s.get(TokenRecord, ("demo", "exact_demo"))
+        row.status, row.status_reason = "broken", "Old refresh token used"
+    dr = _dag(w).test()
+    states = _states(dr)
+    assert str(dr.state) == "failed"
+    assert states[f"division_{DIV}.extract"] == "failed"
+    assert states[f"division_{DIV}.post"] == "upstream_failed"
+    extract = dr.get_task_instance(f"division_{DIV}.extract")
+    assert extract.try_number == 1  # AirflowFailException: no retries with a dead token chain
+    assert w.jaggaer_calls() == {}
+
+
+def test_mlc_pools_sync_creates_one_single_slot_pool_per_division(airflow_db) -> None:
+    """Runs last in this file: the runs above had no pools (dag.test() does not need them; a real scheduler does
+    — "Tasks using non-existent pool ... will not be scheduled" — hence ``mlc pools sync``)."""
+    from typer.testing import CliRunner
+
+    from ml_connector.cli.pools_cmd import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["sync", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "mlc_exact__demo__111111: would be created" in result.output
+    result = runner.invoke(app, ["sync"])
+    assert result.exit_code == 0, result.output
+    assert "mlc_exact__demo__222222: created" in result.output
+    result = runner.invoke(app, ["show"])
+    assert result.exit_code == 0 and "mlc_exact__demo__111111: 1 slot(s)" in result.output, result.output
+    again = runner.invoke(app, ["sync"])
+    assert "mlc_exact__demo__111111: unchanged" in again.output
