@@ -1,0 +1,314 @@
+"""A JAGGAER invoice as the invoice poll reads it: parsed from the staged J1P detail into plain values.
+
+The staged payload is the J1P detail as received (``{"header": {...}, "lineList": {"invoiceLine": [...]}}``) with
+``Decimal`` numbers turned into strings (:func:`jsonable`), so it fits a JSON column and hashes stably. Parsing
+is strict: a field that cannot be read raises :class:`InvoiceDataError` whose message a person can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from ml_connector.flows.invoice_poll.money import ZERO, money
+from ml_connector.jaggaer import j1p
+
+# Names JAGGAER customers give the accounting-split fields ([guess]: configured per customer). Compared without
+# case, spaces and underscores.
+COST_CENTER_FIELDS = frozenset({"costcenter", "costcentre", "costcentercode", "costcentrecode", "cc"})
+GL_FIELDS = frozenset({"glaccount", "glaccountcode", "glcode", "account"})
+TAX_RATE_FIELDS = frozenset({"taxrate", "vatrate", "taxrate%", "taxpercent", "vatpercent"})
+
+
+class InvoiceDataError(ValueError):
+    """The invoice cannot be read; the message names the field."""
+
+
+def jsonable(value: Any) -> Any:
+    """``Decimal`` → ``str`` (exact), recursively; everything else as is. For staging J1P JSON."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+@dataclass(frozen=True)
+class SplitShare:
+    """One accounting split of a line (or of the whole invoice): a share of the amount on a cost centre."""
+
+    weight: Decimal  # percent, or the amount when ``by_amount``
+    cost_center: str | None
+    gl_account: str | None
+    by_amount: bool = False
+
+
+@dataclass(frozen=True)
+class Vendor:
+    id: str
+    name: str
+    supplier_number: str | None
+    duns: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.name!r} (id {self.id}" + (
+            f", supplier number {self.supplier_number})" if self.supplier_number else ")"
+        )
+
+
+@dataclass(frozen=True)
+class InvoiceLine:
+    line_number: int
+    description: str
+    net: Decimal
+    tax: Decimal | None  # the line's own tax, when JAGGAER sends it
+    tax_rate: Decimal | None  # percent, e.g. 20
+    splits: tuple[SplitShare, ...] = ()
+
+
+@dataclass(frozen=True)
+class Invoice:
+    invoice_id: str
+    invoice_number: str
+    supplier_invoice_number: str | None
+    invoice_type: str
+    is_credit: bool
+    invoice_date: date | None
+    due_date: date | None
+    currency: str | None
+    total: Decimal
+    tax1: Decimal
+    tax2: Decimal
+    shipping: Decimal
+    handling: Decimal
+    discount: Decimal
+    business_unit: str | None
+    workflow_status: str | None
+    payment_status: str | None
+    last_update: datetime | None
+    vendor: Vendor
+    lines: tuple[InvoiceLine, ...]
+    header_splits: tuple[SplitShare, ...] = field(default=())
+
+    @property
+    def subtotal(self) -> Decimal:
+        return sum((line.net for line in self.lines), ZERO)
+
+    @property
+    def computed_total(self) -> Decimal:
+        return self.subtotal + self.tax1 + self.tax2 + self.shipping + self.handling - self.discount
+
+
+def _norm_name(name: Any) -> str:
+    return "".join(ch for ch in str(name).lower() if ch not in " _-")
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(Decimal(str(value).strip()))
+    except (ArithmeticError, ValueError):
+        return None
+
+
+def _money_field(obj: Mapping[str, Any], key: str, where: str, default: Decimal | None = ZERO) -> Decimal | None:
+    try:
+        value = j1p.to_decimal(obj.get(key))
+    except ValueError as exc:
+        raise InvoiceDataError(f"{where} {key}: {exc}") from None
+    if value is None:
+        return default
+    return value
+
+
+def parse_splits(obj: Mapping[str, Any], where: str) -> tuple[SplitShare, ...]:
+    """The accounting splits (``splittableFieldSetGroupList``) of a line or header; ``()`` when there are none."""
+    shares: list[SplitShare] = []
+    for group in j1p.list_items(obj, ("splittableFieldSetGroupList", "splittableFieldSetGroup")):
+        if not isinstance(group, Mapping):
+            continue
+        sets = group.get("splittableFieldIndexSet") or []
+        for index_set in sets if isinstance(sets, list) else [sets]:
+            if not isinstance(index_set, Mapping):
+                continue
+            by_amount = "amount" in str(index_set.get("distributionType") or "").lower()
+            for index in j1p.list_items(index_set, ("splittableFieldIndexList", "splittableFieldIndex")):
+                if not isinstance(index, Mapping):
+                    continue
+                try:
+                    weight = j1p.to_decimal(index.get("distributionValue"))
+                except ValueError as exc:
+                    raise InvoiceDataError(f"{where} accounting split distributionValue: {exc}") from None
+                if weight is None:
+                    weight = Decimal(100)
+                cc = gl = None
+                for cf in j1p.list_items(index, ("customFieldValueList", "customFieldValue")):
+                    if not isinstance(cf, Mapping):
+                        continue
+                    name = _norm_name(cf.get("internalName") or cf.get("name") or "")
+                    if name in COST_CENTER_FIELDS:
+                        cc = _text(cf.get("value"))
+                    elif name in GL_FIELDS:
+                        gl = _text(cf.get("value"))
+                shares.append(SplitShare(weight=weight, cost_center=cc, gl_account=gl, by_amount=by_amount))
+    return tuple(shares)
+
+
+def _tax_rate(line: Mapping[str, Any], net: Decimal, tax: Decimal | None, where: str) -> Decimal | None:
+    fields = j1p.custom_field_values(line)
+    for name, value in fields.items():
+        if _norm_name(name) in TAX_RATE_FIELDS and value not in (None, ""):
+            try:
+                rate = j1p.to_decimal(str(value).replace("%", ""))
+            except ValueError:
+                raise InvoiceDataError(f"{where} tax rate {value!r} is not a number") from None
+            return rate
+    try:
+        taxable = j1p.to_bool(line.get("taxable"))
+    except ValueError:
+        taxable = None
+    if taxable is False or (tax is not None and tax == 0):
+        return Decimal(0)
+    if tax is not None and net != 0:
+        # derived from the amounts: good to a tenth of a percent
+        return (tax / net * 100).quantize(Decimal("0.1"))
+    return None
+
+
+def parse_invoice(detail: Mapping[str, Any]) -> Invoice:
+    """Read a staged J1P invoice detail. Raises :class:`InvoiceDataError` for anything unreadable."""
+    header = detail.get("header")
+    if not isinstance(header, Mapping):
+        raise InvoiceDataError("the invoice has no header")
+    invoice_id = _text(header.get("invoiceId"))
+    if invoice_id is None:
+        raise InvoiceDataError("the invoice has no invoiceId")
+    where = f"invoice {header.get('invoiceNumber') or invoice_id}:"
+    invoice_type = _text(header.get("invoiceType")) or "Invoice"
+    is_credit = "credit" in invoice_type.lower()
+
+    total_node = header.get("total")
+    currency = None
+    if isinstance(total_node, Mapping):
+        currency = _text(total_node.get("currency"))
+        total = _money_field(total_node, "value", f"{where} total", default=None)
+    else:
+        total = _money_field(header, "total", where, default=None)
+    if total is None:
+        raise InvoiceDataError(f"{where} total is missing")
+    try:
+        invoice_date = j1p.parse_date(header.get("invoiceDate"))
+        due_date = j1p.parse_date(header.get("dueDate"))
+        last_update = j1p.parse_datetime(header.get("lastUpdate"))
+    except ValueError as exc:
+        raise InvoiceDataError(f"{where} {exc}") from None
+
+    supplier = header.get("supplier") if isinstance(header.get("supplier"), Mapping) else {}
+    vendor_id = _text(supplier.get("id"))
+    if vendor_id is None:
+        raise InvoiceDataError(f"{where} the supplier has no id")
+    vendor = Vendor(
+        id=vendor_id,
+        name=_text(supplier.get("name")) or f"vendor {vendor_id}",
+        supplier_number=_text(supplier.get("supplierNumber")),
+        duns=_text(supplier.get("duns")),
+    )
+
+    lines: list[InvoiceLine] = []
+    for n, raw in enumerate(j1p.invoice_lines(detail), start=1):
+        if not isinstance(raw, Mapping):
+            raise InvoiceDataError(f"{where} line {n} is not an object")
+        number = _int(raw.get("lineNumber")) or n
+        lwhere = f"{where} line {number}"
+        net = _money_field(raw, "extendedPrice", lwhere, default=None)
+        if net is None:
+            qty = _money_field(raw, "quantity", lwhere, default=None)
+            price = _money_field(raw, "unitPrice", lwhere, default=None)
+            if qty is None or price is None:
+                raise InvoiceDataError(f"{lwhere}: no extendedPrice, quantity or unitPrice")
+            net = money(qty * price)
+        tax = _money_field(raw, "taxCharge1", lwhere, default=None)
+        item = raw.get("item") if isinstance(raw.get("item"), Mapping) else {}
+        lines.append(
+            InvoiceLine(
+                line_number=number,
+                description=_text(item.get("description")) or _text(raw.get("description")) or f"line {number}",
+                net=net,
+                tax=tax,
+                tax_rate=_tax_rate(raw, net, tax, lwhere),
+                splits=parse_splits(raw, lwhere),
+            )
+        )
+
+    inv = Invoice(
+        invoice_id=invoice_id,
+        invoice_number=_text(header.get("invoiceNumber")) or invoice_id,
+        supplier_invoice_number=_text(header.get("supplierInvoiceNumber")),
+        invoice_type=invoice_type,
+        is_credit=is_credit,
+        invoice_date=invoice_date,
+        due_date=due_date,
+        currency=currency,
+        total=total,
+        tax1=_money_field(header, "taxCharge1", where) or ZERO,
+        tax2=_money_field(header, "taxCharge2", where) or ZERO,
+        shipping=_money_field(header, "shippingCharge", where) or ZERO,
+        handling=_money_field(header, "handlingCharge", where) or ZERO,
+        discount=_money_field(header, "discountAmount", where) or ZERO,
+        business_unit=_text(header.get("businessUnit")),
+        workflow_status=_text(header.get("workflowStatus")),
+        payment_status=_text(header.get("paymentStatus")),
+        last_update=last_update,
+        vendor=vendor,
+        lines=tuple(lines),
+        header_splits=parse_splits(header, f"{where} header"),
+    )
+    if inv.is_credit and inv.total > 0:
+        inv = _negated(inv)
+    return inv
+
+
+def _negated(inv: Invoice) -> Invoice:
+    """A credit memo sent with positive amounts: every amount turned negative (Exact books credits negative)."""
+    from dataclasses import replace
+
+    lines = tuple(
+        replace(
+            line,
+            net=-line.net,
+            tax=None if line.tax is None else -line.tax,
+            splits=tuple(replace(s, weight=-s.weight) if s.by_amount else s for s in line.splits),
+        )
+        for line in inv.lines
+    )
+    return replace(
+        inv,
+        total=-inv.total,
+        tax1=-inv.tax1,
+        tax2=-inv.tax2,
+        shipping=-inv.shipping,
+        handling=-inv.handling,
+        discount=-inv.discount,
+        lines=lines,
+        header_splits=tuple(replace(s, weight=-s.weight) if s.by_amount else s for s in inv.header_splits),
+    )
+
+
+def rate_key(rate: Decimal) -> str:
+    """``Decimal("20.00")`` → ``"20"``, ``Decimal("17.5")`` → ``"17.5"``: the form ``vat_codes`` keys use."""
+    normalized = rate.normalize()
+    text = f"{normalized:f}"
+    return text if text != "-0" else "0"

@@ -1,0 +1,96 @@
+"""Stage 3 — validate (per division): check every waiting invoice against the tenant's mappings and Exact's master
+data (read once per run and division, only when there is something to check) before anything is posted.
+
+An invoice that fails is ``quarantined`` with every problem and what to change (see ``build.plan_entry``). Such
+an invoice is checked again on every run, so fixing the mapping or the master data lets it through by itself;
+invoices Exact itself refused are not (they wait for a change in JAGGAER or an admin requeue).
+
+Returns the counts plus the master data (codes and GUIDs only) for the post task, so it is not read twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ml_connector.flows.invoice_poll.build import EntryInvalid, plan_entry
+from ml_connector.flows.invoice_poll.common import CHECK_PREFIX, DATA_PREFIX, FLOW, id_filter
+from ml_connector.flows.invoice_poll.invoice import InvoiceDataError, parse_invoice
+from ml_connector.flows.invoice_poll.master import MasterData
+from ml_connector.flows.runtime import FlowContext, Outcomes
+from ml_connector.mappings.codes import CodeRules
+from ml_connector.mappings.vendors import JaggaerVendor, find_link
+from ml_connector.store import ledger
+from ml_connector.store.db import session_scope
+from ml_connector.store.models import LedgerEntry
+
+VALIDATE_STATES = ("pending", "failed", "quarantined")
+
+
+def _work(ctx: FlowContext, division: int) -> list[tuple[int, str, str, str | None, dict[str, Any], str | None]]:
+    """``(entry id, number, state, reason, payload, supplier account id)`` of what this division must check."""
+    out = []
+    with session_scope(ctx.engine) as s:
+        for e in ledger.entries(
+            s, ctx.tenant.name, FLOW, states=VALIDATE_STATES, division=division, source_ids=id_filter(ctx)
+        ):
+            if e.state == "quarantined" and not (e.reason or "").startswith(CHECK_PREFIX):
+                continue
+            payload = ledger.staged_payload(s, e)
+            supplier = (payload.get("header") or {}).get("supplier") or {}
+            link = find_link(
+                s,
+                ctx.tenant.name,
+                division,
+                JaggaerVendor(
+                    id=str(supplier.get("id")),
+                    name=str(supplier.get("name") or ""),
+                    supplier_number=str(supplier["supplierNumber"]).strip() if supplier.get("supplierNumber") else None,
+                ),
+            )
+            account = link.exact_account_id if link is not None else None
+            out.append((e.id, e.source_ref or e.source_id, e.state, e.reason, payload, account))
+    return out
+
+
+def validate(ctx: FlowContext) -> dict[str, Any]:
+    """The validate stage for ``ctx.division``: counts (``Outcomes.to_dict()``) plus ``"master"``."""
+    out = Outcomes()
+    if ctx.dry_run:
+        return out.to_dict()
+    division = ctx.division
+    assert division is not None, "validate runs per division"
+    work = [w for w in _work(ctx, division) if w[5]]
+    if not work:
+        return out.to_dict()
+    master = MasterData.load(ctx.exact_hook(), division)
+    with session_scope(ctx.engine) as s:
+        rules = CodeRules.load(s, ctx.tenant)
+    for entry_id, number, state, old_reason, payload, account in work:
+        try:
+            invoice = parse_invoice(payload)
+            plan_entry(invoice, division=division, supplier_id=str(account), rules=rules, master=master)
+        except InvoiceDataError as exc:
+            _quarantine(ctx, entry_id, f"{DATA_PREFIX}{exc}", number, state, old_reason, out)
+            continue
+        except EntryInvalid as exc:
+            _quarantine(ctx, entry_id, f"{CHECK_PREFIX}{exc}", number, state, old_reason, out)
+            continue
+        if state == "quarantined":
+            with session_scope(ctx.engine) as s:
+                ledger.transition(
+                    s, s.get(LedgerEntry, entry_id), "pending", reason="checks pass now", run_id=ctx.run_id
+                )
+            out.add("released", number)
+        out.add("valid")
+    return {**out.to_dict(), "master": master.to_dict()}
+
+
+def _quarantine(
+    ctx: FlowContext, entry_id: int, reason: str, number: str, state: str, old_reason: str | None, out: Outcomes
+) -> None:
+    if state == "quarantined" and old_reason == reason:
+        out.add("still_quarantined", number)
+        return
+    with session_scope(ctx.engine) as s:
+        ledger.transition(s, s.get(LedgerEntry, entry_id), "quarantined", reason=reason, run_id=ctx.run_id)
+    out.add("quarantined", number, detail=f"invoice {number}: {reason}")

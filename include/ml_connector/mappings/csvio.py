@@ -1,0 +1,297 @@
+"""CSV export and import of the vendor map and the code maps.
+
+Import is all or nothing: every row is checked first and every problem is reported with its row number (the
+header is row 1) and column; only a file without problems is written, in one transaction.
+
+Vendor map columns (``VENDOR_COLUMNS``)::
+
+    division,jaggaer_supplier_id,jaggaer_supplier_number,exact_code,exact_account_id,name,vat_number,coc_number,
+    email,source,active
+
+A row needs ``division``, one of ``jaggaer_supplier_id``/``jaggaer_supplier_number`` and one of
+``exact_code``/``exact_account_id``. VAT and chamber-of-commerce numbers and e-mail addresses are stored encrypted;
+the export writes them in clear (it is meant for the admin who owns the data), or blanks them with
+``redact=True``.
+
+Code map columns (``CODE_COLUMNS``): ``kind,source_value,target_value,note``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ml_connector.mappings.codes import KINDS, normalize_source, validate_target
+from ml_connector.mappings.vendors import norm_code, set_link
+from ml_connector.store.models import CodeMap, VendorMap
+
+VENDOR_COLUMNS = (
+    "division",
+    "jaggaer_supplier_id",
+    "jaggaer_supplier_number",
+    "exact_code",
+    "exact_account_id",
+    "name",
+    "vat_number",
+    "coc_number",
+    "email",
+    "source",
+    "active",
+)
+CODE_COLUMNS = ("kind", "source_value", "target_value", "note")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_TRUE = {"1", "true", "yes", "y", "t"}
+_FALSE = {"0", "false", "no", "n", "f"}
+
+
+class ImportProblems(ValueError):
+    """The file was not imported; ``problems`` lists every problem (``row N, column C: ...``)."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    created: int
+    updated: int
+
+    @property
+    def total(self) -> int:
+        return self.created + self.updated
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# export
+
+
+def export_vendors(session: Session, tenant: str, out: TextIO, *, redact: bool = False) -> int:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(VENDOR_COLUMNS)
+    rows = session.scalars(
+        select(VendorMap).where(VendorMap.tenant == tenant).order_by(VendorMap.division, VendorMap.id)
+    ).all()
+    for row in rows:
+        writer.writerow(
+            [
+                row.division,
+                row.jaggaer_supplier_id or "",
+                row.jaggaer_supplier_number or "",
+                row.exact_code or "",
+                row.exact_account_id or "",
+                row.name or "",
+                "" if redact else (row.vat_number or ""),
+                "" if redact else (row.coc_number or ""),
+                "" if redact else (row.email or ""),
+                row.source or "",
+                "true" if row.active else "false",
+            ]
+        )
+    return len(rows)
+
+
+def export_codes(session: Session, tenant: str, out: TextIO) -> int:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CODE_COLUMNS)
+    rows = session.scalars(
+        select(CodeMap).where(CodeMap.tenant == tenant).order_by(CodeMap.kind, CodeMap.source_value)
+    ).all()
+    for row in rows:
+        writer.writerow([row.kind, row.source_value, row.target_value, row.note or ""])
+    return len(rows)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# import
+
+
+def _read(
+    text: str, columns: tuple[str, ...], required: Iterable[str]
+) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
+    problems: list[str] = []
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    try:
+        header = next(reader)
+    except StopIteration:
+        return [], ["row 1: the file is empty (expected a header: " + ",".join(columns) + ")"]
+    header = [h.strip().lower() for h in header]
+    unknown = [h for h in header if h and h not in columns]
+    for name in unknown:
+        problems.append(f"row 1, column {name!r}: unknown column (known: {', '.join(columns)})")
+    for name in required:
+        if name not in header:
+            problems.append(f"row 1: column {name!r} is missing")
+    duplicates = {h for h in header if header.count(h) > 1 and h}
+    for name in sorted(duplicates):
+        problems.append(f"row 1, column {name!r}: appears more than once")
+    rows: list[tuple[int, dict[str, str]]] = []
+    for number, raw in enumerate(reader, start=2):
+        if not any(cell.strip() for cell in raw):
+            continue
+        if len(raw) > len(header):
+            problems.append(f"row {number}: {len(raw)} values for {len(header)} columns")
+            continue
+        rows.append((number, {h: (raw[i].strip() if i < len(raw) else "") for i, h in enumerate(header) if h}))
+    return rows, problems
+
+
+def _bool(value: str) -> bool | None:
+    if value == "":
+        return True
+    folded = value.lower()
+    if folded in _TRUE:
+        return True
+    if folded in _FALSE:
+        return False
+    return None
+
+
+def import_vendors(session: Session, tenant: str, text: str, *, divisions: Iterable[int] | None = None) -> ImportResult:
+    """Check every row, then write them all (or nothing: raises :class:`ImportProblems`)."""
+    rows, problems = _read(text, VENDOR_COLUMNS, ("division",))
+    allowed = set(divisions) if divisions is not None else None
+    checked: list[dict[str, Any]] = []
+    seen_vendor: dict[tuple[int, str], int] = {}
+    seen_account: dict[tuple[int, str], int] = {}
+    for number, row in rows:
+        where = f"row {number}"
+        item: dict[str, Any] = {}
+        try:
+            item["division"] = int(row.get("division", ""))
+            if allowed is not None and item["division"] not in allowed:
+                problems.append(
+                    f"{where}, column 'division': {item['division']} is not one of the tenant's divisions "
+                    f"{sorted(allowed)}"
+                )
+        except ValueError:
+            problems.append(f"{where}, column 'division': {row.get('division', '')!r} is not a division number")
+            continue
+        jid, jnum = row.get("jaggaer_supplier_id", ""), row.get("jaggaer_supplier_number", "")
+        code, account = row.get("exact_code", ""), row.get("exact_account_id", "")
+        if not jid and not jnum:
+            problems.append(f"{where}, column 'jaggaer_supplier_id': empty (give it or jaggaer_supplier_number)")
+        if not code and not account:
+            problems.append(f"{where}, column 'exact_code': empty (give it or exact_account_id)")
+        if code and len(code) > 18:
+            problems.append(f"{where}, column 'exact_code': {code!r} is longer than Exact's 18 characters")
+        if account and not _GUID.match(account):
+            problems.append(f"{where}, column 'exact_account_id': {account!r} is not a GUID")
+        active = _bool(row.get("active", ""))
+        if active is None:
+            problems.append(f"{where}, column 'active': {row.get('active')!r} is not true/false")
+        key = (item["division"], jid or f"#{jnum}")
+        if key in seen_vendor:
+            problems.append(f"{where}: the same JAGGAER vendor as row {seen_vendor[key]} (division {key[0]})")
+        seen_vendor[key] = number
+        if account:
+            akey = (item["division"], account.lower())
+            if akey in seen_account:
+                problems.append(f"{where}, column 'exact_account_id': also used by row {seen_account[akey]}")
+            seen_account[akey] = number
+        item.update(
+            jaggaer_id=jid or None,
+            jaggaer_number=jnum or None,
+            exact_code=norm_code(code),
+            exact_account_id=account.lower() or None,
+            name=row.get("name") or None,
+            vat_number=row.get("vat_number") or None,
+            coc_number=row.get("coc_number") or None,
+            email=row.get("email") or None,
+            row=number,
+            source=row.get("source") or "import",
+            active=active if active is not None else True,
+        )
+        checked.append(item)
+    if problems:
+        raise ImportProblems(problems)
+    created = updated = 0
+    with session.begin_nested():  # an exception inside rolls every row of this import back
+        for item in checked:
+            number = item.pop("row")
+            existing = session.scalar(
+                select(VendorMap.id).where(
+                    VendorMap.tenant == tenant,
+                    VendorMap.division == item["division"],
+                    (VendorMap.jaggaer_supplier_id == item["jaggaer_id"])
+                    if item["jaggaer_id"]
+                    else (VendorMap.jaggaer_supplier_number == item["jaggaer_number"]),
+                )
+            )
+            active = item.pop("active")
+            try:
+                row = set_link(session, tenant=tenant, **item)
+            except ValueError as exc:
+                problems.append(f"row {number}: {exc}")
+                continue
+            row.active = active
+            if existing is None:
+                created += 1
+            else:
+                updated += 1
+        if problems:
+            raise ImportProblems(problems)
+    return ImportResult(created=created, updated=updated)
+
+
+def import_codes(session: Session, tenant: str, text: str) -> ImportResult:
+    rows, problems = _read(text, CODE_COLUMNS, ("kind", "source_value", "target_value"))
+    checked: list[tuple[str, str, str, str | None]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for number, row in rows:
+        where = f"row {number}"
+        kind = row.get("kind", "")
+        if kind not in KINDS:
+            problems.append(f"{where}, column 'kind': {kind!r} is not one of {', '.join(KINDS)}")
+            continue
+        source = row.get("source_value", "")
+        if not source:
+            problems.append(f"{where}, column 'source_value': empty")
+            continue
+        try:
+            source = normalize_source(kind, source)
+        except ValueError as exc:
+            problems.append(f"{where}, column 'source_value': {exc}")
+            continue
+        try:
+            target = validate_target(kind, row.get("target_value", ""))
+        except ValueError as exc:
+            problems.append(f"{where}, column 'target_value': {exc}")
+            continue
+        if (kind, source) in seen:
+            problems.append(f"{where}: {kind} {source!r} is also in row {seen[(kind, source)]}")
+            continue
+        seen[(kind, source)] = number
+        checked.append((kind, source, target, row.get("note") or None))
+    if problems:
+        raise ImportProblems(problems)
+    created = updated = 0
+    with session.begin_nested():
+        for kind, source, target, note in checked:
+            if set_code(session, tenant, kind, source, target, note):
+                created += 1
+            else:
+                updated += 1
+    return ImportResult(created=created, updated=updated)
+
+
+def set_code(session: Session, tenant: str, kind: str, source: str, target: str, note: str | None = None) -> bool:
+    """Create or replace one code map row (values already validated). True when created."""
+    row = session.scalar(
+        select(CodeMap).where(CodeMap.tenant == tenant, CodeMap.kind == kind, CodeMap.source_value == source)
+    )
+    if row is None:
+        session.add(CodeMap(tenant=tenant, kind=kind, source_value=source, target_value=target, note=note))
+        session.flush()
+        return True
+    row.target_value = target
+    row.note = note if note is not None else row.note
+    session.flush()
+    return False
