@@ -437,13 +437,37 @@ def _body(response: requests.Response) -> str:
     return response.text[:2000]
 
 
-def _describe_write(response: requests.Response) -> tuple[str, str]:
-    """The audit outcome of one write attempt (never contains a token: Exact's bodies carry none)."""
+# Key fields of what a POST created, in the order we prefer them for the audit row's target id.
+_CREATED_KEYS = ("EntryID", "ID", "PurchaseOrderID")
+
+
+def _created_key(response: requests.Response) -> str | None:
+    try:
+        entity = response.json().get("d")
+    except ValueError:
+        return None
+    if not isinstance(entity, dict):
+        return None
+    return next((str(entity[k]) for k in _CREATED_KEYS if entity.get(k)), None)
+
+
+def _entry_number(response: requests.Response) -> str | None:
+    try:
+        entity = response.json().get("d")
+    except ValueError:
+        return None
+    return str(entity["EntryNumber"]) if isinstance(entity, dict) and entity.get("EntryNumber") else None
+
+
+def _describe_write(response: requests.Response) -> tuple[str, ...]:
+    """The audit outcome of one write attempt (never contains a token: Exact's bodies carry none), and on success
+    the key of the entity created, so the audit row names the target record."""
     status = response.status_code
     if 200 <= status < 300:
         if _is_html(response):
             return "ambiguous", "HTML page instead of JSON (maintenance?)"
-        return "ok", ""
+        number = _entry_number(response)
+        return "ok", f"EntryNumber {number}" if number else "", _created_key(response)
     if status == 401:
         return "unauthorized", "access token refused; refreshing once"
     if status == 429:

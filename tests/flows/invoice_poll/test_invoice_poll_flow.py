@@ -78,6 +78,7 @@ def test_invoices_and_credit_memos_land_on_the_right_division_accounts_cost_cent
         "ok",
     )
     assert post.division == DIV_MFG and post.url.endswith("/purchaseentry/PurchaseEntries") and post.run_id
+    assert post.target_id == a["EntryID"] and str(a["EntryNumber"]) in post.message
     [posted] = [r for r in rows if r.action == "state:posted"]
     assert (posted.target_id, posted.target_ref) == (a["EntryID"], str(a["EntryNumber"]))
     with session_scope(world.engine) as s:
