@@ -1,4 +1,5 @@
-"""Airflow UI plugin: mounts ml-connector's FastAPI app at /ml-connector and adds a "ml-connector" nav entry.
+"""Airflow UI plugin: mounts ml-connector's FastAPI app at /ml-connector and adds the nav entries
+"ml-connector status" and "Mappings".
 
 Thin on purpose: everything lives in ``ml_connector.web.app``. Building the app touches no database or network.
 """
@@ -20,5 +21,12 @@ class MlConnectorPlugin(AirflowPlugin):
             "destination": "nav",
             "category": "browse",
             "url_route": "ml-connector-status",
-        }
+        },
+        {
+            "name": "Mappings",
+            "href": "ml-connector/ui/mappings",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "ml-connector-mappings",
+        },
     ]

@@ -23,6 +23,14 @@ from ml_connector.config.tenant import TenantConfig
 from ml_connector.store.models import CodeMap
 
 KINDS: tuple[str, ...] = ("gl_account", "cost_center", "vat_code", "business_unit", "currency")
+#: The tenant-file setting each kind's defaults come from (``None``: no default; an unmapped value is used as is).
+DEFAULT_SOURCES: dict[str, str | None] = {
+    "gl_account": "invoice_poll.gl_by_invoice_type",
+    "cost_center": None,
+    "vat_code": "invoice_poll.vat_codes",
+    "business_unit": "jaggaer.business_units",
+    "currency": None,
+}
 
 
 def normalize_rate(value: str | Decimal | int | float) -> str:
@@ -61,6 +69,17 @@ def validate_target(kind: str, value: str) -> str:
     if kind == "currency" and (len(value) != 3 or not value.isalpha()):
         raise ValueError(f"{value!r} is not a three-letter currency code")
     return value
+
+
+def tenant_defaults(tenant: TenantConfig) -> dict[str, dict[str, str]]:
+    """What the tenant file maps, per kind, before ``CodeMap`` overrides (keys in their stored form)."""
+    return {
+        "gl_account": dict(tenant.invoice_poll.gl_by_invoice_type),
+        "cost_center": {},
+        "vat_code": {normalize_rate(k): v for k, v in tenant.invoice_poll.vat_codes.items()},
+        "business_unit": {k: str(v) for k, v in tenant.jaggaer.business_units.items()},
+        "currency": {},
+    }
 
 
 @dataclass
@@ -134,3 +153,18 @@ class CodeRules:
 
     def currency(self, jaggaer_currency: str) -> str:
         return self._override("currency", jaggaer_currency) or jaggaer_currency
+
+    def resolve(self, kind: str, source: str) -> str | None:
+        """The Exact value a run uses for ``source`` of ``kind`` (``None``: unmapped, the record stops)."""
+        if kind == "gl_account":
+            return self.gl_for_type(source)[0]
+        if kind == "vat_code":
+            return self.vat_for_rate(Decimal(normalize_rate(source)))[0]
+        if kind == "business_unit":
+            division = self.division_for_bu(source)
+            return str(division) if division is not None else None
+        if kind == "cost_center":
+            return self.cost_center(source)
+        if kind == "currency":
+            return self.currency(source)
+        raise ValueError(f"unknown code map kind {kind!r}")

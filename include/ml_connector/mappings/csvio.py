@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -63,6 +63,8 @@ class ImportProblems(ValueError):
 class ImportResult:
     created: int
     updated: int
+    #: one line per row written (``vendor_label`` / ``kind 'source' -> 'target'``), no sensitive values
+    changed: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:
@@ -154,65 +156,86 @@ def _bool(value: str) -> bool | None:
     return None
 
 
+def check_vendor_row(
+    row: Mapping[str, str], divisions: Iterable[int] | None = None
+) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:
+    """Check one vendor-map row on its own (keys: ``VENDOR_COLUMNS``, values stripped; a missing key is empty).
+
+    Returns the keyword arguments :func:`~ml_connector.mappings.vendors.set_link` takes plus ``active``, and every
+    problem as ``(column, what is wrong)``. The values are ``None`` when the division cannot be read. Used by the
+    CSV import and by the mappings page, so both accept exactly the same rows."""
+    problems: list[tuple[str, str]] = []
+    try:
+        division = int(row.get("division", ""))
+    except ValueError:
+        return None, [("division", f"{row.get('division', '')!r} is not a division number")]
+    allowed = set(divisions) if divisions is not None else None
+    if allowed is not None and division not in allowed:
+        problems.append(("division", f"{division} is not one of the tenant's divisions {sorted(allowed)}"))
+    jid, jnum = row.get("jaggaer_supplier_id", ""), row.get("jaggaer_supplier_number", "")
+    code, account = row.get("exact_code", ""), row.get("exact_account_id", "")
+    if not jid and not jnum:
+        problems.append(("jaggaer_supplier_id", "empty (give it or jaggaer_supplier_number)"))
+    if not code and not account:
+        problems.append(("exact_code", "empty (give it or exact_account_id)"))
+    if code and len(code) > 18:
+        problems.append(("exact_code", f"{code!r} is longer than Exact's 18 characters"))
+    if account and not _GUID.match(account):
+        problems.append(("exact_account_id", f"{account!r} is not a GUID"))
+    active = _bool(row.get("active", ""))
+    if active is None:
+        problems.append(("active", f"{row.get('active')!r} is not true/false"))
+    item: dict[str, Any] = {
+        "division": division,
+        "jaggaer_id": jid or None,
+        "jaggaer_number": jnum or None,
+        "exact_code": norm_code(code),
+        "exact_account_id": account.lower() or None,
+        "name": row.get("name") or None,
+        "vat_number": row.get("vat_number") or None,
+        "coc_number": row.get("coc_number") or None,
+        "email": row.get("email") or None,
+        "source": row.get("source") or "import",
+        "active": active if active is not None else True,
+    }
+    return item, problems
+
+
+def vendor_label(item: Mapping[str, Any]) -> str:
+    """``division D: JAGGAER <id or number> -> Exact <code or account>`` (no sensitive values)."""
+    jaggaer = item.get("jaggaer_id") or f"number {item.get('jaggaer_number')}"
+    exact = item.get("exact_code") or item.get("exact_account_id")
+    return f"division {item.get('division')}: JAGGAER {jaggaer} -> Exact {exact}"
+
+
 def import_vendors(session: Session, tenant: str, text: str, *, divisions: Iterable[int] | None = None) -> ImportResult:
     """Check every row, then write them all (or nothing: raises :class:`ImportProblems`)."""
     rows, problems = _read(text, VENDOR_COLUMNS, ("division",))
-    allowed = set(divisions) if divisions is not None else None
     checked: list[dict[str, Any]] = []
     seen_vendor: dict[tuple[int, str], int] = {}
     seen_account: dict[tuple[int, str], int] = {}
     for number, row in rows:
         where = f"row {number}"
-        item: dict[str, Any] = {}
-        try:
-            item["division"] = int(row.get("division", ""))
-            if allowed is not None and item["division"] not in allowed:
-                problems.append(
-                    f"{where}, column 'division': {item['division']} is not one of the tenant's divisions "
-                    f"{sorted(allowed)}"
-                )
-        except ValueError:
-            problems.append(f"{where}, column 'division': {row.get('division', '')!r} is not a division number")
+        item, row_problems = check_vendor_row(row, divisions)
+        problems.extend(f"{where}, column {column!r}: {message}" for column, message in row_problems)
+        if item is None:
             continue
-        jid, jnum = row.get("jaggaer_supplier_id", ""), row.get("jaggaer_supplier_number", "")
-        code, account = row.get("exact_code", ""), row.get("exact_account_id", "")
-        if not jid and not jnum:
-            problems.append(f"{where}, column 'jaggaer_supplier_id': empty (give it or jaggaer_supplier_number)")
-        if not code and not account:
-            problems.append(f"{where}, column 'exact_code': empty (give it or exact_account_id)")
-        if code and len(code) > 18:
-            problems.append(f"{where}, column 'exact_code': {code!r} is longer than Exact's 18 characters")
-        if account and not _GUID.match(account):
-            problems.append(f"{where}, column 'exact_account_id': {account!r} is not a GUID")
-        active = _bool(row.get("active", ""))
-        if active is None:
-            problems.append(f"{where}, column 'active': {row.get('active')!r} is not true/false")
+        jid, jnum, account = item["jaggaer_id"] or "", item["jaggaer_number"] or "", item["exact_account_id"] or ""
         key = (item["division"], jid or f"#{jnum}")
         if key in seen_vendor:
             problems.append(f"{where}: the same JAGGAER vendor as row {seen_vendor[key]} (division {key[0]})")
         seen_vendor[key] = number
         if account:
-            akey = (item["division"], account.lower())
+            akey = (item["division"], account)
             if akey in seen_account:
                 problems.append(f"{where}, column 'exact_account_id': also used by row {seen_account[akey]}")
             seen_account[akey] = number
-        item.update(
-            jaggaer_id=jid or None,
-            jaggaer_number=jnum or None,
-            exact_code=norm_code(code),
-            exact_account_id=account.lower() or None,
-            name=row.get("name") or None,
-            vat_number=row.get("vat_number") or None,
-            coc_number=row.get("coc_number") or None,
-            email=row.get("email") or None,
-            row=number,
-            source=row.get("source") or "import",
-            active=active if active is not None else True,
-        )
+        item["row"] = number
         checked.append(item)
     if problems:
         raise ImportProblems(problems)
     created = updated = 0
+    changed: list[str] = []
     with session.begin_nested():  # an exception inside rolls every row of this import back
         for item in checked:
             number = item.pop("row")
@@ -232,13 +255,14 @@ def import_vendors(session: Session, tenant: str, text: str, *, divisions: Itera
                 problems.append(f"row {number}: {exc}")
                 continue
             row.active = active
+            changed.append(vendor_label(item))
             if existing is None:
                 created += 1
             else:
                 updated += 1
         if problems:
             raise ImportProblems(problems)
-    return ImportResult(created=created, updated=updated)
+    return ImportResult(created=created, updated=updated, changed=tuple(changed))
 
 
 def import_codes(session: Session, tenant: str, text: str) -> ImportResult:
@@ -279,7 +303,9 @@ def import_codes(session: Session, tenant: str, text: str) -> ImportResult:
                 created += 1
             else:
                 updated += 1
-    return ImportResult(created=created, updated=updated)
+    return ImportResult(
+        created=created, updated=updated, changed=tuple(f"{k} {s!r} -> {t!r}" for k, s, t, _ in checked)
+    )
 
 
 def set_code(session: Session, tenant: str, kind: str, source: str, target: str, note: str | None = None) -> bool:
@@ -295,3 +321,16 @@ def set_code(session: Session, tenant: str, kind: str, source: str, target: str,
     row.note = note if note is not None else row.note
     session.flush()
     return False
+
+
+def delete_code(session: Session, tenant: str, kind: str, source: str) -> bool:
+    """Delete one code map row (``source`` already normalised); the tenant file's mapping applies again. True when
+    there was one."""
+    row = session.scalar(
+        select(CodeMap).where(CodeMap.tenant == tenant, CodeMap.kind == kind, CodeMap.source_value == source)
+    )
+    if row is None:
+        return False
+    session.delete(row)
+    session.flush()
+    return True

@@ -7,6 +7,7 @@ login cookie or a Bearer JWT both work):
 ``GET /exact/callback?code=&state=``  (edit connections) checks the state (known, fresh, used once), exchanges the
     code, stores the tokens, checks ``current/Me`` and the tenant's divisions, and shows the result.
 ``GET /ui/status``  (read connections) the status table of ``mlc status`` (``?check=1`` calls the APIs live).
+``/ui/mappings...``  the mappings page: viewers look, op/admin change (``ml_connector.web.mappings_views``).
 
 No database or network access happens when the app is built; only when a route runs.
 """
@@ -179,6 +180,9 @@ def create_app(guards: dict[str, Any] | None = None) -> FastAPI:
         )
         return _page("ml-connector status", body)
 
+    from ml_connector.web.mappings_views import install as install_mappings
+
+    install_mappings(app)
     return app
 
 

@@ -1,0 +1,25 @@
+"""Helpers for the web page tests (imported by name: this directory is on sys.path under pytest)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+PAGE = "/ml-connector/ui/mappings"
+GUID = "f9759f89-5178-5372-89ec-7d11fae93a97"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    found = _CSRF.search(html)
+    assert found, "the page has no CSRF token"
+    return found.group(1)
+
+
+def post(client: Any, path: str, data: dict[str, Any], **kw: Any) -> Any:
+    """A form POST to ``PAGE + path`` with the client's CSRF token (``csrf=None``: without one)."""
+    token = kw.pop("csrf", getattr(client, "csrf", None))
+    body = {"tenant": "demo", **data}
+    if token is not None:
+        body["csrf_token"] = token
+    return client.post(PAGE + path, data=body, **kw)
