@@ -480,7 +480,11 @@ class JaggaerHook(HttpHook):
         def fetch(start: int) -> dict[str, Any]:
             return self._j1p_get(INVOICES_PATH, {**params, "start": start}, what="J1P invoice list")
 
-        for item in j1p.paginate(fetch, j1p.INVOICE_LIST_KEYS):
+        def invoice_id(item: Any) -> Any:
+            header = item.get("header", item) if isinstance(item, dict) else {}
+            return str(header.get("invoiceId")) if isinstance(header, dict) else repr(item)
+
+        for item in j1p.paginate(fetch, j1p.INVOICE_LIST_KEYS, id_of=invoice_id):
             if isinstance(item, dict) and isinstance(item.get("header"), dict):
                 yield item["header"]
             elif isinstance(item, dict):

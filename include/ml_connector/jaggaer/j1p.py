@@ -116,6 +116,7 @@ def paginate(
     fetch: Callable[[int], Mapping[str, Any]],
     keys: Sequence[str] = INVOICE_LIST_KEYS,
     *,
+    id_of: Callable[[Any], Any] | None = None,
     max_pages: int = 100_000,
 ) -> Iterator[Any]:
     """Yield every record of a J1P list, page by page. ``fetch(start)`` returns one checked envelope.
@@ -123,8 +124,14 @@ def paginate(
     ``start`` is 1-based and advances by ``returnedRecords`` (or by the records actually found, when the server
     does not say); paging stops when ``start - 1 >= totRecords`` or a page returns no records. The page size is
     whatever the server chooses.
+
+    Offset paging over a live, filtered list skips records: when an invoice leaves the ``lastUpdate`` window
+    between two page calls, every later record moves one place forward and the first of the next page would
+    never be served. With ``id_of``, a drop of ``totRecords`` between pages moves the next ``start`` back by that
+    drop (repeats are dropped by id), so a list that does not change costs no extra call.
     """
-    start = 1
+    seen: set[Any] = set()
+    start, previous_total = 1, None
     for _ in range(max_pages):
         body = fetch(start)
         items = list_items(body, keys)
@@ -137,7 +144,25 @@ def paginate(
                 f"J1P list page at start={start} says returnedRecords={returned} but holds no records "
                 f"(expected under {'.'.join(keys)})"
             )
-        yield from items
+        shrink = 0
+        if id_of is None:
+            yield from items
+        else:
+            if previous_total is not None and total is not None and total < previous_total:
+                shrink = previous_total - total
+                log.info(
+                    "J1P list shrank while paging (%s -> %s records): re-reading %d", previous_total, total, shrink
+                )
+            previous_total = total
+            for item in items:
+                key = id_of(item)
+                if key not in seen:
+                    seen.add(key)
+                    yield item
+        if shrink:
+            # the records that moved into the places before this page were never served: read from there again
+            start = max(1, start - shrink)
+            continue
         if returned <= 0 or not items:
             return
         start += returned

@@ -147,3 +147,58 @@ def test_normalize_invoice():
     assert j1p.custom_field_values(detail["header"]) == {"InvoiceCategory": "GOODS", "ExternalReference": None}
     with pytest.raises(ValueError, match="nonPOInvoice"):
         j1p.normalize_header({"nonPOInvoice": "perhaps"})
+
+
+def _live_list(invoice_ids: list[int], page_size: int, on_fetch):
+    """A server listing ``invoice_ids`` (sorted) by 1-based offset; ``on_fetch(n, ids)`` may change the list."""
+    calls = {"n": 0}
+
+    def fetch(start: int) -> dict:
+        calls["n"] += 1
+        on_fetch(calls["n"], invoice_ids)
+        page = invoice_ids[start - 1 : start - 1 + page_size]
+        return {
+            "returnCode": 0,
+            "totRecords": len(invoice_ids),
+            "returnedRecords": len(page),
+            "startAt": start,
+            "jiinvoiceList": {"jiinvoice": [{"header": {"invoiceId": i}} for i in page]},
+        }
+
+    return fetch, calls
+
+
+def _ids(items) -> list[int]:
+    return [it["header"]["invoiceId"] for it in items]
+
+
+def test_paging_overlap_survives_a_record_leaving_the_window_mid_listing() -> None:
+    ids = [1, 2, 3, 4, 5]
+
+    def clerk_edits_invoice_1(n: int, live: list[int]) -> None:
+        if n == 2 and 1 in live:
+            live.remove(1)  # its lastUpdate moved out of the window after page 1 was read
+
+    fetch, _ = _live_list(ids, 2, clerk_edits_invoice_1)
+    got = _ids(j1p.paginate(fetch, id_of=lambda it: it["header"]["invoiceId"]))
+    assert sorted(got) == [1, 2, 3, 4, 5]  # nothing skipped (1 was read before it left)
+    assert len(got) == len(set(got))  # and nothing twice
+
+
+def test_paging_backs_up_when_several_records_leave_at_once() -> None:
+    ids = list(range(1, 11))
+
+    def bulk_edit(n: int, live: list[int]) -> None:
+        if n == 2:
+            del live[0:3]
+
+    fetch, calls = _live_list(ids, 3, bulk_edit)
+    got = _ids(j1p.paginate(fetch, id_of=lambda it: it["header"]["invoiceId"]))
+    assert sorted(got) == list(range(1, 11)) and len(got) == 10
+    assert calls["n"] >= 4
+
+
+def test_an_unchanging_list_costs_one_call_per_page() -> None:
+    fetch, calls = _live_list(list(range(1, 65)), 20, lambda n, live: None)
+    got = _ids(j1p.paginate(fetch, id_of=lambda it: it["header"]["invoiceId"]))
+    assert got == list(range(1, 65)) and calls["n"] == 4  # P = 4 pages
