@@ -142,7 +142,10 @@ def _load_tenant(tenant_name: str) -> TenantConfig | None:
 
 
 def failure_callback(tenant_name: str) -> Callable[[Any], None]:
-    """A task ``on_failure_callback`` that alerts the tenant's channels (never raises)."""
+    """A task ``on_failure_callback`` that alerts the tenant's channels (never raises).
+
+    Not for a post task that failed because records of its batch failed (``flows.runtime.RecordsNotDone``): the
+    run's report task alerts for those, with the whole run's table."""
 
     def _on_failure(context: Any) -> None:
         try:
@@ -155,6 +158,8 @@ def failure_callback(tenant_name: str) -> Callable[[Any], None]:
                     return  # the alert went out when the chain broke
                 token_failure_alert(tenant, exc)
                 return
+            if getattr(exc, "report_alerts", False):
+                return  # records failed in a post stage: the run's report task alerts with the whole table
             ti = context.get("ti") or context.get("task_instance")
             dag_id = getattr(ti, "dag_id", None) or getattr(context.get("dag"), "dag_id", "?")
             task_id = getattr(ti, "task_id", "?")

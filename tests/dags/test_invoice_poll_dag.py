@@ -173,3 +173,61 @@ def test_held_invoice_makes_the_report_alert_and_a_failed_stage_turns_the_run_re
     assert run.state == DagRunState.FAILED
     assert run.get_task_instance("report").state == "failed"
     w.jag("DELETE", "faults")
+
+
+def _post_ti(run: Any, division: int = DIV_MFG) -> tuple[str, int]:
+    ti = run.get_task_instance(f"division_{division}.post")
+    return str(ti.state), ti.try_number
+
+
+def _entry_posts(w: World) -> list[dict[str, Any]]:
+    return [c for c in w.exact.calls()["log"] if c["method"] == "POST" and c["path"].endswith("/PurchaseEntries")]
+
+
+def test_exact_5xx_burst_fails_the_post_task_and_its_retry_posts_once(dag_world: World) -> None:
+    """Exact answers 503 without a body twice (the post and its one resend after a search found nothing): the
+    invoice stays ``posting``, the post task fails after its batch; the retry looks in Exact first, posts once, and
+    the run ends green."""
+    from airflow.utils.state import DagRunState
+
+    w = dag_world
+    invoice = w.invoice(hour=9, supplier_invoice_number="DAG-503", lines=[{"unit_price": "40.00"}])
+    w.exact.fault(method="POST", path="PurchaseEntries", action="status", status=503, count=2)
+    run = _dag().test(logical_date=_logical_date_for(w.day))
+    assert run.state == DagRunState.SUCCESS
+    assert _post_ti(run) == ("success", 2)
+    assert len(w.entries_for("DAG-503")) == 1
+    assert w.ledger(invoice["summary"]["invoiceId"]).state == "posted"
+    assert [c["status"] for c in _entry_posts(w)] == [503, 503, 201]
+    counts = _xcom(run, "report")["counts"]
+    assert counts["posted"] == 1 and not {"ambiguous", "failed", "left_posting", "left_failed"} & set(counts)
+
+
+def test_invoice_refused_by_exact_turns_the_run_red_and_is_not_resent(dag_world: World) -> None:
+    """Exact refuses an invoice for a reason that is not a validation error (403): ``failed``, never picked up again
+    by the retry of the post task nor by later runs (Exact blocks apps that collect errors); the run is red because
+    the report finds it in the ledger; the next run is green."""
+    from airflow.utils.state import DagRunState
+
+    w = dag_world
+    invoice = w.invoice(hour=9, supplier_invoice_number="DAG-403", lines=[{"unit_price": "40.00"}])
+    w.exact.fault(
+        method="POST",
+        path="PurchaseEntries",
+        action="status",
+        status=403,
+        headers={"Reason": "NoDivisionAccess"},
+        count=None,  # every time: only a person can fix this
+    )
+    run = _dag().test(logical_date=_logical_date_for(w.day))
+    assert run.state == DagRunState.FAILED
+    assert run.get_task_instance("report").state == "failed"
+    assert _post_ti(run) == ("success", 2)  # try 1 failed on the refusal; try 2 had nothing to resend
+    row = w.ledger(invoice["summary"]["invoiceId"])
+    assert row.state == "failed" and "NoDivisionAccess" in row.reason and "mlc ledger requeue" in row.reason
+    assert [c["status"] for c in _entry_posts(w)] == [403]
+
+    w.clear_calls()
+    run = _dag().test(logical_date=_logical_date_for(w.day + timedelta(days=1)))  # the next day's run
+    assert run.state == DagRunState.SUCCESS
+    assert _entry_posts(w) == [] and w.entries_for("DAG-403") == []

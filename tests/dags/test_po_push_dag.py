@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -99,19 +100,106 @@ def test_dag_dry_run_then_new_changed_cancelled_quarantined_then_same_dates(dag_
     assert sorted(creates) == sorted([po_number(a), po_number(b, DIV2)])
 
 
-def test_dag_commit_then_drop_goes_red_and_the_next_run_resolves_it(dag_world: World) -> None:
+def _creates(w: World) -> Counter[str]:
+    """PONumber -> how many times JAGGAER created it (a second create would be a duplicate PO)."""
+    return Counter(m["poNumber"] for m in w.jaggaer_state()["po_messages"] if m["action"] == "create")
+
+
+def _post_try(dr, division: int = DIV) -> tuple[str, int]:
+    ti = dr.get_task_instance(f"division_{division}.post")
+    return str(ti.state), ti.try_number
+
+
+def test_dag_jaggaer_500_burst_fails_the_post_task_and_its_retry_posts_the_rest_once(dag_world: World) -> None:
+    """JAGGAER loses the answer to the first ``POXMLImport`` (after creating the PO) and answers 500 to the next
+    two (writes are never re-sent by the HTTP layer, so the burst outlasts it): the post task works through its
+    batch, then fails; Airflow's retry (the fault is over) resends what is still open and the run ends green, each
+    PO created once."""
+    w = dag_world
+    orders = [w.create_po(code, [line()]) for code in ("1001", "1002", "1003")]
+    w.jaggaer_fault(path="POXMLImport", action="drop_after_commit", count=1)
+    w.jaggaer_fault(path="POXMLImport", action="status", status=500, count=2)
+    dr = _dag(w).test()
+    states = _states(dr)
+    assert str(dr.state) == "success", states
+    assert _post_try(dr) == ("success", 2)  # the first attempt failed after its whole batch; the retry healed it
+    assert states["report"] == "success"
+    summary = dr.get_task_instance("report").xcom_pull(task_ids="report")
+    counts = summary["counts"]  # the post task's latest attempt: all three posted, nothing failed or left open
+    assert counts["posted"] == 3 and not {"ambiguous", "failed", "left_posting", "left_failed"} & set(counts), counts
+    assert {e.state for e in w.ledger().values()} == {"posted"}
+    assert _creates(w) == {po_number(o): 1 for o in orders}
+    assert w.jaggaer_calls()[PO_IMPORT] == 3 + 3 + 1  # 3 in the burst, 3 resent, 1 update after "already exists"
+
+
+def test_dag_outage_longer_than_the_retries_goes_red_and_a_rerun_replays_once(dag_world: World) -> None:
+    """The burst outlasts Airflow's retries too: the post task ends failed with the orders in ``posting`` and the
+    run is red, the report counting them from the post task's XCom (pushed although it failed) and the ledger.
+    With JAGGAER back, re-running the same run replays them: green, each PO created once."""
+    from datetime import UTC, datetime
+
     w = dag_world
     orders = [w.create_po(code, [line()]) for code in ("1001", "1002")]
     w.jaggaer_fault(path="POXMLImport", action="drop_after_commit", count=1)
-    dr = _dag(w).test()
+    w.jaggaer_fault(path="POXMLImport", action="status", status=500, count=None)
+    when = datetime.now(UTC).replace(microsecond=0)
+    dr = _dag(w).test(logical_date=when, run_after=when)  # run_after too: the same run_id when run again below
+    run_id = dr.run_id
     states = _states(dr)
     assert str(dr.state) == "failed" and states["report"] == "failed", states
-    assert states[f"division_{DIV}.post"] == "success"  # per-record problems do not fail the stage
-    dr = _dag(w).test()  # the next run (or a clear): resend, "already exists" for our PO = success
-    assert str(dr.state) == "success", _states(dr)
+    assert _post_try(dr) == ("failed", 2)  # MLC_TASK_RETRIES=1: both tries used
+    counts = dr.get_task_instance(f"division_{DIV}.post").xcom_pull(task_ids=f"division_{DIV}.post")["counts"]
+    assert counts == {"ambiguous": 2}  # the latest attempt's XCom, pushed before the task failed
+    assert {e.state for e in w.ledger().values()} == {"posting"}
+    assert sum(_creates(w).values()) == 1  # the dropped answer: JAGGAER did create that one
+
+    w.jaggaer_admin("DELETE", "faults")
+    dr = _dag(w).test(logical_date=when, run_after=when)  # the same run (same run_id) again, like clearing it
+    assert str(dr.state) == "success" and dr.run_id == run_id, _states(dr)
     assert {e.state for e in w.ledger().values()} == {"posted"}
-    creates = [m for m in w.jaggaer_state()["po_messages"] if m["action"] == "create"]
-    assert sorted(m["poNumber"] for m in creates) == sorted(po_number(o) for o in orders)
+    assert _creates(w) == {po_number(o): 1 for o in orders}
+
+
+def test_dag_order_refused_for_good_turns_the_run_red_and_is_not_resent(dag_world: World) -> None:
+    """JAGGAER refuses one order (a 400 with its error XML). The post task fails, its retry has nothing to resend
+    (``failed`` is not picked up again) and succeeds, yet the run is red: the report finds the order this run left
+    ``failed`` in the ledger. Re-running the run sends nothing and stays red; the next run is green (the refusal was
+    reported where it happened); after ``mlc ledger requeue`` it is sent again."""
+    from datetime import UTC, datetime
+
+    from ml_connector.store import ledger
+    from sandbox.jaggaer.xml_import import po_response
+
+    w = dag_world
+    refused, fine = (w.create_po(code, [line()]) for code in ("1001", "1002"))
+    body = po_response(400, datetime.now(UTC), errors=["Buyer MLCDEMO may not order from this supplier"]).decode()
+    w.jaggaer_fault(
+        path="POXMLImport", action="status", status=400, body=body, headers={"content-type": "text/xml"}, count=1
+    )
+    when = datetime.now(UTC).replace(microsecond=0)
+    dr = _dag(w).test(logical_date=when, run_after=when)
+    run_id = dr.run_id
+    states = _states(dr)
+    assert str(dr.state) == "failed" and states["report"] == "failed", states
+    assert _post_try(dr) == ("success", 2)  # try 1 failed (1 failed); try 2 had nothing to resend
+    entry = w.ledger()[po_number(refused)]
+    assert entry.state == "failed" and "may not order from this supplier" in entry.reason
+    assert w.ledger()[po_number(fine)].state == "posted"
+    assert w.jaggaer_calls()[PO_IMPORT] == 2  # one each: the refused order was not sent again by the retry
+
+    w.clear_calls()
+    dr = _dag(w).test(logical_date=when, run_after=when)  # the red run again (same run_id): red, nothing resent
+    assert str(dr.state) == "failed" and dr.run_id == run_id and _states(dr)["report"] == "failed", _states(dr)
+    assert PO_IMPORT not in w.jaggaer_calls()
+    dr = _dag(w).test()  # the next run: the refusal is not its doing
+    assert str(dr.state) == "success", _states(dr)
+    assert PO_IMPORT not in w.jaggaer_calls()
+
+    assert ledger.requeue(w.engine, "demo", "po_push", [entry.source_id]) == 1  # an admin fixed it in JAGGAER
+    dr = _dag(w).test()
+    assert str(dr.state) == "success", _states(dr)
+    assert w.ledger()[po_number(refused)].state == "posted"
+    assert _creates(w) == {po_number(refused): 1, po_number(fine): 1}
 
 
 def test_dag_halts_before_posting_when_the_token_chain_is_broken(dag_world: World) -> None:

@@ -13,8 +13,11 @@ Shape (one task group per Exact division, built from the tenant config)::
   ``CronDataIntervalTimetable``: each run has a real one-day data interval and reads the invoices updated in it
   (plus ``overlap_hours`` before), so ``airflow backfill create`` over a date range polls those days again; the
   ledger makes re-reading harmless. ``catchup=False``, ``max_active_runs=1`` (runs of one tenant never overlap).
-- ``report`` runs whatever happened upstream (``all_done``): counts, held invoices with their fix, alert, red
-  when records failed or a stage did not finish.
+- ``post`` works through the division's whole batch, then fails (retryably: Airflow retries it with backoff) when
+  an invoice of that attempt failed or stayed ambiguous; its counts are its XCom either way.
+- ``report`` runs whatever happened upstream (``all_done``): counts (plus the invoices this run left
+  ``failed``/``posting`` in the ledger), held invoices with their fix, alert, red when records failed or a stage
+  did not finish. Clearing the failed task(s) replays only the invoices still open.
 
 Building needs no network or database: the tasks import the flow code when they run.
 """
@@ -82,7 +85,13 @@ def _division_callable(tenant_name: str, stage: str, division: int) -> Callable[
             stage_fn = functools.partial(invoice_poll.post, master=master)
 
         return runtime.run_stage(
-            context, tenant_name, runtime.FLOW_INVOICE_POLL, stage_fn, scheduled="interval", division=division
+            context,
+            tenant_name,
+            runtime.FLOW_INVOICE_POLL,
+            stage_fn,
+            scheduled="interval",
+            division=division,
+            fail_on_records=stage == "post",
         )
 
     run_invoice_poll_stage.__name__ = f"invoice_poll_{stage}"

@@ -9,8 +9,11 @@ Shape (one task group per Exact division, built from the tenant config)::
   invoice poll), so no two tasks ever work on one Exact division at the same time.
 - Schedule from ``po_push.schedule`` (default every 15 minutes) as a ``CronDataIntervalTimetable``: scheduled runs
   read by cursor; the data interval is only used by backfills. ``catchup=False``, ``max_active_runs=1``.
-- ``report`` runs whatever happened upstream (``all_done``), merges the counts, alerts, and goes red when records
-  failed or a stage did not finish.
+- ``post`` works through the division's whole batch, then fails (retryably: Airflow retries it with backoff) when
+  an order of that attempt failed or stayed ambiguous; its counts are its XCom either way.
+- ``report`` runs whatever happened upstream (``all_done``), merges the counts, adds the orders this run left
+  ``failed``/``posting`` in the ledger, alerts, and goes red when orders failed or a stage did not finish.
+  Clearing the failed task(s) replays only the orders still open.
 
 Building needs no network or database: the tasks import the flow code when they run.
 """
@@ -52,6 +55,7 @@ def _stage_callable(tenant_name: str, stage: str, division: int) -> Callable[[],
             getattr(po_push, stage),
             scheduled="cursor",
             division=division,
+            fail_on_records=stage == "post",
         )
 
     run_po_push_stage.__name__ = f"po_push_{stage}"

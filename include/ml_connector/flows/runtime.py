@@ -5,6 +5,18 @@ stage function (plain Python, in ``flows/<flow>/``) inside :func:`fail_fast`, an
 carries counts and ids, never records or secrets). :func:`run_stage` does all three. The last task of a run calls
 :func:`report`.
 
+Failure and replay (both flows):
+
+- a **post** task (``run_stage(..., fail_on_records=True)``) works through its whole batch, then *fails* with a
+  retryable exception (:class:`RecordsNotDone`, an ``AirflowException``) when any record of this attempt ended
+  ``failed`` or ``ambiguous``, after pushing its counts as its XCom ``return_value``. Airflow's retries (with
+  backoff) therefore heal transient faults by themselves, and an operator who clears the failed task replays exactly
+  the records still open: the ledger skips what is done and looks up what is ambiguous before sending again;
+- **report** counts the stages' XComs (the latest attempt of each task) *and*, from the ledger, the records this
+  run left ``failed`` or ``posting`` (``last_run_id`` = this run), so a record refused for good turns the run red
+  even when a retry of its post task had nothing left to do. Records a person must handle from an earlier run do
+  not make later runs red (they were alerted when they failed); ``held`` and ``quarantined`` are alerted, not red.
+
 Stage functions take a ``FlowContext`` and never import Airflow, so tests call them directly with
 :meth:`FlowContext.for_test`.
 
@@ -63,10 +75,15 @@ OUTCOMES = (
     "skipped",
     "ambiguous",
     "failed",
+    "left_posting",
+    "left_failed",
     "would_post",
 )
-#: Outcomes that make the run red (report raises) and are alerted.
+#: Outcomes that make a post task fail (retried by Airflow) and the run red (report raises); alerted.
 FAILING = ("failed", "ambiguous")
+#: Ledger states a run may leave a record in that make it red, and the outcome ``report`` counts them as (only the
+#: records whose ``last_run_id`` is this run: see :func:`left_open`).
+LEFT_OPEN = {"posting": "left_posting", "failed": "left_failed"}
 #: Outcomes alerted without failing the run (a person should look at them).
 ATTENTION = ("quarantined", "held")
 #: How many ids per outcome travel in XCom (ids are for the report; the ledger holds the full list).
@@ -572,6 +589,60 @@ class RecordsFailed(Exception):
     """Raised by :func:`report` outside Airflow when records failed (in a task it is ``AirflowFailException``)."""
 
 
+def left_open(ctx: FlowContext, *, skip_refs: set[str] | frozenset[str] = frozenset()) -> Outcomes:
+    """The records of this flow that **this run** (``ctx.run_id``) left in a failing ledger state, as outcomes
+    ``left_posting`` (outcome still unknown: the next attempt looks them up before sending again) and
+    ``left_failed`` (the target refused them: never resent as is; they come back when the source record changes
+    or an admin requeues them).
+
+    Only records whose ``last_run_id`` is this run count: every post stage writes its run id with each state change
+    (``ledger.begin_post`` / ``finish`` / ``transition``), so a record refused in an earlier attempt of this run
+    counts even when the latest attempt of the post task had nothing left to do, while records left by an earlier
+    run and untouched since make no later run red. Details (the ledger's reason) are added for refs not in
+    ``skip_refs`` (the ones the stages' XComs already explain).
+    """
+    from sqlalchemy import func, select
+
+    from ml_connector.store.db import session_scope
+    from ml_connector.store.models import LedgerEntry
+
+    out = Outcomes()
+    where = (
+        LedgerEntry.tenant == ctx.tenant.name,
+        LedgerEntry.flow == ctx.flow,
+        LedgerEntry.state.in_(list(LEFT_OPEN)),
+        LedgerEntry.last_run_id == ctx.run_id,
+        *((LedgerEntry.division == ctx.division,) if ctx.division is not None else ()),
+    )
+    with session_scope(ctx.engine) as session:
+        counts = dict(
+            session.execute(select(LedgerEntry.state, func.count()).where(*where).group_by(LedgerEntry.state)).all()
+        )
+        for state, outcome in LEFT_OPEN.items():
+            n = int(counts.get(state) or 0)
+            if not n:
+                continue
+            out.counts[outcome] += n
+            rows = session.execute(
+                select(LedgerEntry.source_ref, LedgerEntry.source_id, LedgerEntry.division, LedgerEntry.reason)
+                .where(*where, LedgerEntry.state == state)
+                .order_by(LedgerEntry.id)
+                .limit(MAX_IDS)
+            ).all()
+            for source_ref, source_id, division, reason in rows:
+                ref = str(source_ref or source_id)
+                out.ids.setdefault(outcome, []).append(ref)
+                if ref in skip_refs:
+                    continue
+                prefix = f"[division {division}] " if division is not None else ""
+                if state == "posting":
+                    text = f"{ref}: left in posting (outcome unknown); the next attempt looks it up before resending"
+                else:
+                    text = f"{ref}: failed in this run: {reason or 'no reason recorded'}"
+                out.details.append(f"{prefix}{text}"[:1000])
+    return out
+
+
 def report(
     ctx: FlowContext,
     outcomes: Outcomes | Mapping[str, Any],
@@ -579,21 +650,28 @@ def report(
     *,
     problems: list[str] | None = None,
     raise_on_failure: bool = True,
+    check_ledger: bool = True,
 ) -> dict[str, Any]:
     """Summarise a run: log a table, alert, and make the task red when anything failed.
 
+    - ``outcomes``: the stages' counts (their XComs: the latest attempt of each task); with ``check_ledger`` the
+      records this run left ``failed`` / ``posting`` in the ledger are added as ``left_failed`` / ``left_posting``
+      (:func:`left_open`; not in a dry run);
     - logs the outcome table (and the details: quarantine reasons, rejection messages);
-    - alerts (``alerts.send_alert``) when records failed, were quarantined or held, or ``problems`` (e.g. an
-      upstream task that failed) are named;
+    - alerts (``alerts.send_alert``) when records failed or were left open, were quarantined or held, or
+      ``problems`` (e.g. an upstream task that failed) are named;
     - returns the summary ``{"tenant", "flow", "run_id", "counts", "ids", "details", "problems", "note"}``; the
       DAG task returns it, so it is the task's XCom ``return_value``. **Airflow 3.3 gives a task no way to set its
       DAG run's note** (the Execution API's DagRun is read-only; only a *triggered* run can get a note), so the
       one-line ``note`` is in that XCom and in the log;
-    - raises when records failed or ``problems`` is non-empty (``AirflowFailException`` inside Airflow: no
-      pointless retry of the report; the run shows red). Clearing the run (or the post task with downstream)
-      replays only the records still open: the ledger skips what is done.
+    - raises when records failed or were left open, or ``problems`` is non-empty (``AirflowFailException`` inside
+      Airflow: no pointless retry of the report; the run shows red). The failed post task is red as well: clearing
+      it (or the run) replays only the records still open: the ledger skips what is done.
     """
-    outs = outcomes if isinstance(outcomes, Outcomes) else Outcomes.from_dict(outcomes)
+    outs = Outcomes().merge(outcomes)
+    if check_ledger and not ctx.dry_run:
+        explained = {ref for o in FAILING for ref in outs.ids.get(o, [])}
+        outs.merge(left_open(ctx, skip_refs=explained))
     all_details = list(outs.details) + list(details or [])
     problems = list(problems or [])
     where = f"{ctx.tenant.name}/{ctx.flow}" + (f"/division {ctx.division}" if ctx.division is not None else "")
@@ -609,11 +687,14 @@ def report(
     ctx.logger.info("%s", text)
 
     failing = outs.failed
+    left = sum(outs[o] for o in LEFT_OPEN.values())
     attention = {o: outs[o] for o in ATTENTION if outs[o]}
-    if failing or attention or problems:
+    if failing or left or attention or problems:
         parts = []
         if failing:
             parts.append(f"{failing} failed")
+        if left:
+            parts.append(f"{left} left open")
         parts += [f"{n} {o}" for o, n in attention.items()]
         if problems:
             parts.append(f"{len(problems)} problem(s)")
@@ -632,7 +713,7 @@ def report(
         "problems": problems,
         "note": note,
     }
-    if raise_on_failure and (failing or problems):
+    if raise_on_failure and (failing or left or problems):
         message = f"{note}. " + ("; ".join(problems + all_details[:5]))[:2000]
         try:
             from airflow.sdk.exceptions import AirflowFailException
@@ -643,6 +724,75 @@ def report(
 
 
 # --------------------------------------------------------------------------------------------------- tasks
+class RecordsNotDone(Exception):
+    """A post stage worked through its batch and some records of this attempt ended ``failed`` or ``ambiguous``.
+
+    Inside Airflow the raised exception is also an ``AirflowException`` (retryable: *not* ``AirflowFailException``),
+    so the task is retried with backoff and, once out of tries, shows red and can be cleared. ``outcomes`` is the
+    attempt's counts (also pushed as the task's XCom). ``report_alerts``: the report task alerts with the whole run's
+    table, so the task's failure callback stays quiet.
+    """
+
+    report_alerts = True
+
+    def __init__(self, message: str, outcomes: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.outcomes = dict(outcomes or {})
+
+
+_records_failure_cls: type[BaseException] | None = None
+
+
+def _records_failure(message: str, outcomes: Mapping[str, Any]) -> BaseException:
+    """A :class:`RecordsNotDone` that is an ``AirflowException`` when Airflow is there."""
+    global _records_failure_cls
+    if _records_failure_cls is None:
+        try:
+            from airflow.sdk.exceptions import AirflowException
+        except ImportError:  # pragma: no cover - outside Airflow
+            return RecordsNotDone(message, outcomes)
+
+        class StageRecordsNotDone(AirflowException, RecordsNotDone):
+            def __init__(self, text: str, counts: Mapping[str, Any] | None = None) -> None:
+                RecordsNotDone.__init__(self, text, counts)
+
+        _records_failure_cls = StageRecordsNotDone
+    return _records_failure_cls(message, outcomes)  # type: ignore[call-arg]
+
+
+def records_not_done(outcomes: Outcomes | Mapping[str, Any], where: str, *, max_refs: int = 5) -> str | None:
+    """The message a post task fails with when records of this attempt failed or were ambiguous (else ``None``):
+    counts and the first few record refs per outcome; never a record's data, a server message or a secret."""
+    outs = outcomes if isinstance(outcomes, Outcomes) else Outcomes.from_dict(outcomes)
+    parts = []
+    for outcome in FAILING:
+        n = outs[outcome]
+        if not n:
+            continue
+        refs = (outs.ids.get(outcome) or [])[:max_refs]
+        more = f" and {n - len(refs)} more" if n > len(refs) else ""
+        shown = f" ({', '.join(refs)}{more})" if refs else ""
+        parts.append(f"{n} {outcome}{shown}")
+    if not parts:
+        return None
+    return (
+        f"{where}: {'; '.join(parts)}. The task fails so that Airflow retries it; once out of tries, clearing it "
+        "replays only the records still open (the ledger skips what is done and looks up what is ambiguous first)."
+    )
+
+
+def _push_return_value(context: Mapping[str, Any], value: Mapping[str, Any]) -> None:
+    """Push ``value`` as the task's XCom ``return_value`` although the task is about to raise (the report reads the
+    latest attempt's counts from it; Airflow clears a task's XComs when its next attempt starts)."""
+    ti = context.get("ti") or context.get("task_instance")
+    if ti is None:
+        return
+    try:
+        ti.xcom_push(key="return_value", value=dict(value))
+    except Exception:  # the failure below stands; the report then names the task as not finished
+        log.exception("could not push the counts of the failing attempt as XCom")
+
+
 def run_stage(
     context: Mapping[str, Any],
     tenant_name: str,
@@ -651,8 +801,13 @@ def run_stage(
     *,
     scheduled: ScheduledWindow,
     division: int | None = None,
+    fail_on_records: bool = False,
 ) -> dict[str, Any]:
-    """Body of a stage task: context → ``stage(ctx)`` under :func:`fail_fast` → JSON-able counts for XCom."""
+    """Body of a stage task: context → ``stage(ctx)`` under :func:`fail_fast` → JSON-able counts for XCom.
+
+    ``fail_on_records`` (the post stages): when any record of this attempt ended ``failed`` or ``ambiguous``, push
+    the counts as the task's XCom and raise :class:`RecordsNotDone` (retryable) — see the module docstring.
+    """
     tenant: TenantConfig | None = None
     with fail_fast(None):
         tenant = load_tenant(tenant_name)
@@ -662,7 +817,18 @@ def run_stage(
     if result is None:
         return {}
     if not isinstance(result, Outcomes):
-        return dict(result)
-    if division is not None:  # record numbers repeat across divisions: say where each detail comes from
-        result.details = [d if d.startswith("[division") else f"[division {division}] {d}" for d in result.details]
-    return result.to_dict()
+        value = dict(result)
+    else:
+        if division is not None:  # record numbers repeat across divisions: say where each detail comes from
+            result.details = [d if d.startswith("[division") else f"[division {division}] {d}" for d in result.details]
+        value = result.to_dict()
+    if fail_on_records:
+        task_id = getattr(context.get("ti") or context.get("task_instance"), "task_id", None) or "stage"
+        where = f"{tenant_name}/{flow} {task_id}" + (
+            f" (division {division})" if division is not None and str(division) not in task_id else ""
+        )
+        message = records_not_done(result if isinstance(result, Outcomes) else value, where)
+        if message is not None:
+            _push_return_value(context, value)
+            raise _records_failure(message, value)
+    return value

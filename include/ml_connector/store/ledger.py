@@ -12,6 +12,10 @@ States::
 
 ``posting`` is committed *before* the write is sent. A record still in ``posting`` when a later attempt starts
 (worker killed, response lost) is ambiguous: the flow must look it up at the target before sending again.
+``failed`` means the target refused the write: no post stage picks it up again (the same request would be refused
+again); it becomes ``pending`` when the source record changes (:func:`stage`) or an admin requeues it.
+State changes made by a run record its id (``last_run_id``): a run's report counts the records it left
+``failed`` or ``posting`` (``flows.runtime.left_open``).
 Every state change writes an audit row in the same transaction.
 """
 
@@ -30,7 +34,7 @@ from ml_connector.store.db import session_scope
 from ml_connector.store.models import AuditLog, LedgerEntry, StagedRecord
 
 STATES = ("pending", "held", "quarantined", "posting", "posted", "failed", "skipped", "cancelled")
-# States a run picks up again without a person doing anything.
+# States of records not done yet (``failed`` only comes back through a change or a requeue, see above).
 WORKABLE = ("pending", "held", "posting", "failed")
 
 StageResult = Literal["new", "changed", "unchanged"]

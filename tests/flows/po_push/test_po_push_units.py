@@ -193,3 +193,163 @@ def test_or_filters_respect_term_and_length_limits() -> None:
     assert [b.count(" or ") + 1 for b in batches] == [20, 20, 5]
     small = model.batched_or_filters("ID", lits, max_chars=200)
     assert all(len(b) <= 200 for b in small) and sum(b.count(" eq ") for b in small) == 45
+
+
+# --------------------------------------------------------------------------------------------------- post tasks fail
+class _TI:
+    """What ``run_stage`` uses of Airflow's task instance: its id and ``xcom_push``."""
+
+    def __init__(self, task_id: str = "division_111111.post") -> None:
+        self.task_id = task_id
+        self.pushed: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[key] = value
+
+
+def _stage_result(**counts: list[str]):
+    def stage(ctx) -> Outcomes:
+        out = Outcomes()
+        for outcome, refs in counts.items():
+            for ref in refs:
+                out.add(outcome, ref, detail=f"order {ref}: {outcome} (JAGGAER said: secret-free text)")
+        return out
+
+    return stage
+
+
+def test_run_stage_fails_a_post_task_after_its_batch_and_keeps_the_counts(sqlite_engine, tenant, monkeypatch) -> None:
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    from ml_connector.flows.runtime import RecordsNotDone, run_stage
+
+    monkeypatch.setenv("MLC_DB_URL", sqlite_engine.url.render_as_string(hide_password=False))
+    refs = [str(n) for n in range(1001, 1009)]
+    ti = _TI()
+    with pytest.raises(AirflowException) as info:
+        run_stage(
+            {"ti": ti, "run_id": "r1"},
+            "demo",
+            "po_push",
+            _stage_result(posted=["1000"], ambiguous=refs, failed=["2001"]),
+            scheduled="cursor",
+            division=111111,
+            fail_on_records=True,
+        )
+    exc = info.value
+    # retryable (Airflow retries it with backoff), not AirflowFailException; recognisable as records not done
+    assert not isinstance(exc, AirflowFailException) and isinstance(exc, RecordsNotDone) and exc.report_alerts
+    message = str(exc)
+    assert message.startswith(
+        "demo/po_push division_111111.post: 1 failed (2001); 8 ambiguous (1001, 1002, 1003, 1004, 1005 and 3 more). "
+    )
+    assert "Airflow retries it" in message and "clearing it replays" in message
+    assert "JAGGAER said" not in message  # counts and refs only, no server messages
+    # the attempt's counts are its XCom, so the report sees them although the task failed
+    pushed = ti.pushed["return_value"]
+    assert pushed == exc.outcomes
+    assert pushed["counts"] == {"posted": 1, "ambiguous": 8, "failed": 1}
+    assert pushed["details"][0].startswith("[division 111111] order 1000")
+
+    # nothing failed: the counts are returned (the SDK pushes them), no manual push
+    ti = _TI()
+    ok = run_stage(
+        {"ti": ti, "run_id": "r1"},
+        "demo",
+        "po_push",
+        _stage_result(posted=["1"], quarantined=["2"], held=["3"]),
+        scheduled="cursor",
+        division=111111,
+        fail_on_records=True,
+    )
+    assert ok["counts"] == {"posted": 1, "quarantined": 1, "held": 1} and ti.pushed == {}
+    # other stages never fail on records (their failures are reported, e.g. a JAGGAER detail refused in extract)
+    out = run_stage(
+        {"ti": _TI("extract"), "run_id": "r1"}, "demo", "po_push", _stage_result(failed=["9"]), scheduled="cursor"
+    )
+    assert out["counts"] == {"failed": 1}
+
+
+def test_the_failure_callback_leaves_records_not_done_to_the_report(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from ml_connector import alerts
+    from ml_connector.flows.runtime import _records_failure
+
+    sent: list[str] = []
+    monkeypatch.setattr(alerts, "send_alert", lambda t, subject, body: sent.append(subject))
+    ti = SimpleNamespace(dag_id="exact_po_push__demo", task_id="division_111111.post", run_id="r1", try_number=4)
+    callback = alerts.failure_callback("demo")
+    callback({"exception": _records_failure("1 ambiguous: 1001", {}), "ti": ti, "run_id": "r1"})
+    assert sent == []
+    callback({"exception": RuntimeError("database gone"), "ti": ti, "run_id": "r1"})
+    assert sent == ["exact_po_push__demo.division_111111.post failed"]
+
+
+def _ledger_entry(engine, source_id: str, *, run_id: str, state: str, division: int = 111111) -> None:
+    from ml_connector.store import ledger
+    from ml_connector.store.db import session_scope
+
+    with session_scope(engine) as s:
+        ledger.stage(
+            s,
+            tenant="demo",
+            flow="po_push",
+            source_id=source_id,
+            payload={"n": source_id},
+            source_ref=source_id.removeprefix("id-"),
+            division=division,
+            run_id="extract-run",
+            repost_changed=True,
+        )
+        entry_id = ledger.get_entry(s, "demo", "po_push", source_id).id
+    ledger.begin_post(engine, entry_id, run_id)
+    if state != "posting":
+        ledger.finish(engine, entry_id, state, reason=f"JAGGAER refused {source_id}", run_id=run_id)
+
+
+def test_report_counts_what_this_run_left_open_in_the_ledger(sqlite_engine, tenant, monkeypatch) -> None:
+    """A record refused in an earlier attempt of this run turns the run red although the latest attempt of its post
+    task (whose XCom the report reads) had nothing left to do; records left by an earlier run do not."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    sent: list[str] = []
+    monkeypatch.setattr("ml_connector.alerts.send_alert", lambda t, subject, body: sent.append(subject))
+    _ledger_entry(sqlite_engine, "id-7001", run_id="r0", state="failed")  # an earlier run's: alerted back then
+    _ledger_entry(sqlite_engine, "id-7002", run_id="r0", state="posting")  # picked up (and counted) by the next post
+    _ledger_entry(sqlite_engine, "id-7101", run_id="r1", state="failed")
+    _ledger_entry(sqlite_engine, "id-7102", run_id="r1", state="posting", division=222222)
+    _ledger_entry(sqlite_engine, "id-7103", run_id="r1", state="posted")
+    _ledger_entry(sqlite_engine, "id-7104", run_id="r1", state="quarantined")
+
+    def ctx(run_id: str) -> FlowContext:
+        return FlowContext.for_test(tenant, "po_push", sqlite_engine, run_id=run_id)
+
+    latest = Outcomes()  # the post tasks' latest attempts: one retry posted 7103 and had nothing else to do
+    latest.add("posted", "7103")
+    with pytest.raises(AirflowFailException) as info:
+        report(ctx("r1"), latest)
+    assert "left_failed 1" in str(info.value) and "left_posting 1" in str(info.value)
+    summary = report(ctx("r1"), latest, raise_on_failure=False)
+    assert summary["counts"] == {"posted": 1, "left_failed": 1, "left_posting": 1}
+    assert summary["ids"]["left_failed"] == ["7101"] and summary["ids"]["left_posting"] == ["7102"]
+    assert "[division 111111] 7101: failed in this run: JAGGAER refused id-7101" in summary["details"]
+    assert any(d.startswith("[division 222222] 7102: left in posting") for d in summary["details"])
+    assert sent[-1] == "demo/po_push: 2 left open"
+
+    # the latest attempt explains 7101 itself: counted in both views, its reason not repeated
+    explained = Outcomes()
+    explained.add("failed", "7101", detail="[division 111111] order 7101: JAGGAER refused PO")
+    summary = report(ctx("r1"), explained, raise_on_failure=False)
+    assert summary["counts"] == {"failed": 1, "left_failed": 1, "left_posting": 1}
+    assert not any("failed in this run" in d for d in summary["details"])
+
+    # a later run that touched none of them is green; so is a dry run
+    assert report(ctx("r2"), Outcomes())["counts"] == {}
+    dry = FlowContext.for_test(tenant, "po_push", sqlite_engine, run_id="r1", params={"dry_run": True})
+    assert report(dry, Outcomes())["counts"] == {}
+    # a requeued record is pending again: no longer open for r1
+    from ml_connector.store import ledger
+
+    assert ledger.requeue(sqlite_engine, "demo", "po_push", ["id-7101"]) == 1
+    assert report(ctx("r1"), Outcomes(), raise_on_failure=False)["counts"] == {"left_posting": 1}

@@ -7,7 +7,9 @@ For every invoice:
 2. ``POST purchaseentry/PurchaseEntries`` (one audit row per attempt: source = JAGGAER invoiceId and number);
 3. success: ``ledger.finish(posted, target_id=EntryID, target_ref=EntryNumber)``;
 4. Exact refused it (a validation error, HTTP 500 with Exact's body, or 400): ``quarantined`` with Exact's message
-   — never sent again blindly (Exact blocks apps that collect errors);
+   — never sent again blindly (Exact blocks apps that collect errors); any other refusal (403 no division access,
+   404, 409, ...): ``failed`` with Exact's message, not picked up again either (``POST_STATES``) until the invoice
+   changes in JAGGAER or an admin requeues it;
 5. outcome unknown (dropped connection, timeout, 5xx without a body): Exact is searched by
    ``YourRef`` + ``Supplier``; found ⇒ posted, not found ⇒ posted again (once in this run; else left ``posting``).
 
@@ -50,7 +52,10 @@ from ml_connector.store import ledger
 from ml_connector.store.db import session_scope
 from ml_connector.store.models import LedgerEntry, StagedRecord
 
-POST_STATES = ("posting", "pending", "failed")
+#: What post picks up: new and released invoices, and those an earlier attempt left ``posting`` (looked up in Exact
+#: before anything is sent). Never ``failed``: Exact refused those (403, 404, 409, ...) and the same request would be
+#: refused again, so they wait until the invoice changes in JAGGAER or an admin requeues them (invariant 5).
+POST_STATES = ("posting", "pending")
 SEARCH_SELECT = "EntryID,EntryNumber,YourRef,Supplier,ExternalLinkReference,Description"
 #: Exact's answers that mean "this entry is wrong" (a validation error): quarantine, never resend as is.
 VALIDATION_STATUSES = (400, 500)
@@ -179,7 +184,10 @@ class Poster:
                     )
                     state, outcome = "quarantined", "quarantined"
                 else:
-                    reason = f"Exact answered HTTP {exc.status}: {exc.message}"
+                    reason = (
+                        f"Exact answered HTTP {exc.status}: {exc.message} — not sent again as is; fix the cause, then "
+                        f"`mlc ledger requeue --tenant {ctx.tenant.name} --flow {FLOW} {source_id}`"
+                    )
                     state, outcome = "failed", "failed"
                 ledger.finish(ctx.engine, entry_id, state, reason=reason, run_id=ctx.run_id)
                 self.out.add(outcome, number, detail=f"invoice {number}: {reason}")

@@ -23,7 +23,9 @@ from ml_connector.store import ledger
 from ml_connector.store.db import session_scope
 from ml_connector.store.models import LedgerEntry
 
-VALIDATE_STATES = ("pending", "failed", "quarantined")
+#: New invoices and those quarantined by our own checks (re-checked every run). Not ``failed``: Exact refused those
+#: and they are not posted again until they change or are requeued (then they are ``pending``).
+VALIDATE_STATES = ("pending", "quarantined")
 
 
 def _work(ctx: FlowContext, division: int) -> list[tuple[int, str, str, str | None, dict[str, Any], str | None]]:

@@ -48,9 +48,9 @@ from ml_connector.store import ledger
 from ml_connector.store.db import session_scope
 from ml_connector.store.models import LedgerEntry, VendorMap
 
-#: States the map stage looks at: new invoices, invoices waiting on a vendor, and failed posts (vendor may have
-#: been unmapped meanwhile).
-MAP_STATES = ("pending", "held", "failed")
+#: States the map stage looks at: new invoices and invoices waiting on a vendor. Not ``failed`` (Exact refused the
+#: post: it waits for a change or a requeue, which makes it ``pending`` again).
+MAP_STATES = ("pending", "held")
 
 
 @dataclass(frozen=True)
