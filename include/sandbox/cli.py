@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import signal
 import sys
-import threading
 from typing import Any
 
-from sandbox.common.server import ServerThread
+from sandbox.common.server import ServerThread, serve_until_stopped
 
 EXACT_PORT = 8701
 JAGGAER_PORT = 8702
@@ -110,13 +108,8 @@ def serve(
 ) -> None:
     """Start both sandboxes, print their URLs and demo credentials, block until Ctrl-C or SIGTERM."""
     exact_app, jaggaer_app, _clock = build_apps(with_exact=with_exact)
-    stop = threading.Event()
-    previous: dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda signum, frame: stop.set())
-    servers: list[ServerThread] = []
-    try:
+
+    def start(servers: list[ServerThread]) -> None:
         exact_url = None
         if exact_app is not None:
             exact_server = ServerThread(exact_app, host=host, port=exact_port, log_level="warning")
@@ -127,16 +120,8 @@ def serve(
         servers.append(jaggaer_server)
         credentials = jaggaer_app.state.sandbox.credentials()
         print(banner(exact_url, jaggaer_url, credentials), flush=True)
-        while not stop.is_set():
-            stop.wait(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for server in reversed(servers):
-            server.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        print("sandboxes stopped", flush=True)
+
+    serve_until_stopped(start)
 
 
 def main(argv: list[str] | None = None) -> int:

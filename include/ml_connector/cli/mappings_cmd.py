@@ -66,6 +66,18 @@ def _check_division(tenant: Any, division: int) -> None:
         raise _fail(f"division {division} is not one of tenant {tenant.name}'s divisions {tenant.exact.divisions}")
 
 
+def _source(kind: str, source: str) -> str:
+    """``--source`` in its stored form, after checking ``--kind``."""
+    from ml_connector.mappings.codes import KINDS, normalize_source
+
+    if kind not in KINDS:
+        raise _fail(f"--kind must be one of {', '.join(KINDS)}")
+    try:
+        return normalize_source(kind, source)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+
 # -------------------------------------------------------------------------------------------------------- list
 @app.command("list")
 def list_(
@@ -212,20 +224,18 @@ def set_code_cmd(
     tenant: str | None = TenantOpt,
 ) -> None:
     """Map one JAGGAER value to an Exact code (overrides the tenant file)."""
-    from ml_connector.mappings.codes import KINDS, normalize_source, validate_target
+    from ml_connector.mappings.codes import validate_target
     from ml_connector.mappings.csvio import set_code
     from ml_connector.store.db import session_scope
 
     cfg = _tenant(tenant)
-    if kind not in KINDS:
-        raise _fail(f"--kind must be one of {', '.join(KINDS)}")
+    source_value = _source(kind, source)
     try:
-        source_value = normalize_source(kind, source)
         target_value = validate_target(kind, target)
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    if kind == "business_unit" and int(target_value) not in cfg.exact.divisions:
-        raise _fail(f"division {target_value} is not one of tenant {cfg.name}'s divisions {cfg.exact.divisions}")
+    if kind == "business_unit":
+        _check_division(cfg, int(target_value))
     with session_scope(_engine()) as s:
         created = set_code(s, cfg.name, kind, source_value, target_value, note)
     typer.echo(f"{'created' if created else 'updated'}: {kind} {source_value!r} -> {target_value!r}")
@@ -257,25 +267,13 @@ def delete_code(
     tenant: str | None = TenantOpt,
 ) -> None:
     """Remove a code map row (the tenant file's mapping applies again)."""
-    from sqlalchemy import delete
-
-    from ml_connector.mappings.codes import KINDS, normalize_source
+    from ml_connector.mappings.csvio import delete_code as delete_row
     from ml_connector.store.db import session_scope
-    from ml_connector.store.models import CodeMap
 
     cfg = _tenant(tenant)
-    if kind not in KINDS:
-        raise _fail(f"--kind must be one of {', '.join(KINDS)}")
-    try:
-        source_value = normalize_source(kind, source)
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
+    source_value = _source(kind, source)
     with session_scope(_engine()) as s:
-        result = s.execute(
-            delete(CodeMap).where(
-                CodeMap.tenant == cfg.name, CodeMap.kind == kind, CodeMap.source_value == source_value
-            )
-        )
-    if not result.rowcount:
+        found = delete_row(s, cfg.name, kind, source_value)
+    if not found:
         raise _fail(f"no {kind} mapping for {source_value!r}")
     typer.echo(f"deleted: {kind} {source_value!r}")

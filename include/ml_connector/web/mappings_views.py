@@ -132,7 +132,7 @@ def install(app: FastAPI, guards: dict[str, Any] | None = None) -> None:
 
         cfg, problem = _tenant(tenant)
         if cfg is None:
-            return _render(request, actor, tenant, status_code=404, feedback=Feedback("Unknown tenant.", [problem]))
+            return _unknown_tenant(request, actor, tenant, problem)
         if kind not in ("vendors", "codes"):
             fb = Feedback("Cannot export.")
             fb.add("export", "kind", f"{kind!r} is not vendors or codes")
@@ -180,7 +180,7 @@ def install(app: FastAPI, guards: dict[str, Any] | None = None) -> None:
 
         cfg, problem = _tenant(tenant)
         if cfg is None:
-            return _render(request, actor, tenant, status_code=404, feedback=Feedback("Unknown tenant.", [problem]))
+            return _unknown_tenant(request, actor, tenant, problem)
         form = {
             "division": division.strip(),
             "jaggaer_supplier_id": jaggaer_supplier_id.strip(),
@@ -199,21 +199,14 @@ def install(app: FastAPI, guards: dict[str, Any] | None = None) -> None:
         item, problems = check_vendor_row(form, cfg.exact.divisions)
         for column, message in problems:
             fb.add("vendor", column, message)
-        for column, flag in (
-            ("vat_number", clear_vat_number),
-            ("coc_number", clear_coc_number),
-            ("email", clear_email),
-        ):
+        clears = {"vat_number": clear_vat_number, "coc_number": clear_coc_number, "email": clear_email}
+        for column, flag in clears.items():
             if flag and form[column]:
                 fb.add("vendor", column, "give a new value or tick 'remove', not both")
         if fb.errors or item is None:
             return _render(request, actor, cfg.name, status_code=400, feedback=fb)
         # empty: keep what is stored; "remove" ticked: clear it (set_link clears on "")
-        for column, flag in (
-            ("vat_number", clear_vat_number),
-            ("coc_number", clear_coc_number),
-            ("email", clear_email),
-        ):
+        for column, flag in clears.items():
             if flag:
                 item[column] = ""
         is_active = item.pop("active")
@@ -271,7 +264,7 @@ def install(app: FastAPI, guards: dict[str, Any] | None = None) -> None:
 
         cfg, problem = _tenant(tenant)
         if cfg is None:
-            return _render(request, actor, tenant, status_code=404, feedback=Feedback("Unknown tenant.", [problem]))
+            return _unknown_tenant(request, actor, tenant, problem)
         fb = Feedback("The vendor link was not deleted.")
         try:
             div = int(division)
@@ -326,7 +319,7 @@ def install(app: FastAPI, guards: dict[str, Any] | None = None) -> None:
 
         cfg, problem = _tenant(tenant)
         if cfg is None:
-            return _render(request, actor, tenant, status_code=404, feedback=Feedback("Unknown tenant.", [problem]))
+            return _unknown_tenant(request, actor, tenant, problem)
         fb = Feedback(
             "The code map was not saved.",
             code_form={"kind": kind, "source_value": source_value, "target_value": target_value, "note": note},
@@ -336,8 +329,7 @@ def install(app: FastAPI, guards: dict[str, Any] | None = None) -> None:
             return _render(request, actor, cfg.name, status_code=400, feedback=fb)
         source, target = checked
         with session_scope(get_engine()) as s:
-            old = s.scalar(_code_query(CodeMap, cfg.name, kind, source))
-            was = old.target_value if old is not None else None
+            was = _code_target(s, CodeMap, cfg.name, kind, source)
             created = set_code(s, cfg.name, kind, source, target, note.strip() or None)
             _audit(
                 s,
@@ -368,7 +360,7 @@ def install(app: FastAPI, guards: dict[str, Any] | None = None) -> None:
 
         cfg, problem = _tenant(tenant)
         if cfg is None:
-            return _render(request, actor, tenant, status_code=404, feedback=Feedback("Unknown tenant.", [problem]))
+            return _unknown_tenant(request, actor, tenant, problem)
         fb = Feedback("The code map was not deleted.")
         if kind not in KINDS:
             fb.add("code", "kind", f"{kind!r} is not one of {', '.join(KINDS)}")
@@ -379,8 +371,7 @@ def install(app: FastAPI, guards: dict[str, Any] | None = None) -> None:
             fb.add("code", "source_value", str(exc))
             return _render(request, actor, cfg.name, status_code=400, feedback=fb)
         with session_scope(get_engine()) as s:
-            old = s.scalar(_code_query(CodeMap, cfg.name, kind, source))
-            was = old.target_value if old is not None else None
+            was = _code_target(s, CodeMap, cfg.name, kind, source)
             found = delete_code(s, cfg.name, kind, source)
             if found:
                 _audit(
@@ -413,7 +404,7 @@ def install(app: FastAPI, guards: dict[str, Any] | None = None) -> None:
 
         cfg, problem = _tenant(tenant)
         if cfg is None:
-            return _render(request, actor, tenant, status_code=404, feedback=Feedback("Unknown tenant.", [problem]))
+            return _unknown_tenant(request, actor, tenant, problem)
         fb = Feedback("Nothing was imported.")
         if kind not in ("vendors", "codes"):
             fb.add("import", "kind", f"{kind!r} is not vendors or codes")
@@ -470,7 +461,7 @@ def install(app: FastAPI, guards: dict[str, Any] | None = None) -> None:
 
         cfg, problem = _tenant(tenant)
         if cfg is None:
-            return _render(request, actor, tenant, status_code=404, feedback=Feedback("Unknown tenant.", [problem]))
+            return _unknown_tenant(request, actor, tenant, problem)
         fb = Feedback("Nothing was requeued.")
         ids = [i.strip() for i in source_id or [] if i.strip()]
         if not flow.strip():
@@ -553,10 +544,12 @@ def _check_code(cfg: Any, kind: str, source_value: str, target_value: str, fb: F
     return source, target
 
 
-def _code_query(model: Any, tenant: str, kind: str, source: str) -> Any:
+def _code_target(session: Any, model: Any, tenant: str, kind: str, source: str) -> str | None:
+    """The target of the stored code map row (``None``: no row)."""
     from sqlalchemy import select
 
-    return select(model).where(model.tenant == tenant, model.kind == kind, model.source_value == source)
+    row = session.scalar(select(model).where(model.tenant == tenant, model.kind == kind, model.source_value == source))
+    return row.target_value if row is not None else None
 
 
 def _vendor_row(session: Any, model: Any, tenant: str, item: dict[str, Any]) -> Any:
@@ -621,6 +614,11 @@ def _audit(
             attempt=1,
         )
     )
+
+
+def _unknown_tenant(request: Request, actor: Actor, tenant: str | None, problem: str) -> Response:
+    """The page, 404, when a request names no known tenant."""
+    return _render(request, actor, tenant, status_code=404, feedback=Feedback("Unknown tenant.", [problem]))
 
 
 def _done(request: Request, tenant: str, message: str) -> Response:

@@ -8,6 +8,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -130,6 +131,20 @@ class ServerThread:
 
 def run_servers(apps: list[tuple[str, ASGIApp, int]], host: str = "127.0.0.1") -> None:
     """Start each ``(name, app, port)`` and block until Ctrl-C or SIGTERM, then stop them all."""
+
+    def start(servers: list[ServerThread]) -> None:
+        for name, app, port in apps:
+            server = ServerThread(app, host=host, port=port, log_level="info")
+            url = server.start()
+            servers.append(server)
+            print(f"{name} sandbox listening on {url}", flush=True)
+
+    serve_until_stopped(start)
+
+
+def serve_until_stopped(start: Callable[[list[ServerThread]], None]) -> None:
+    """Call ``start`` (it starts servers and appends each to the list it is given), block until Ctrl-C or SIGTERM,
+    then stop the servers (also those started when ``start`` failed) and restore the signal handlers."""
     stop = threading.Event()
     servers: list[ServerThread] = []
 
@@ -141,11 +156,7 @@ def run_servers(apps: list[tuple[str, ASGIApp, int]], host: str = "127.0.0.1") -
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, _handler)
     try:
-        for name, app, port in apps:
-            server = ServerThread(app, host=host, port=port, log_level="info")
-            url = server.start()
-            servers.append(server)
-            print(f"{name} sandbox listening on {url}", flush=True)
+        start(servers)
         while not stop.is_set():
             stop.wait(0.5)
     except KeyboardInterrupt:

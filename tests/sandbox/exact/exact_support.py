@@ -6,6 +6,7 @@ from typing import Any
 
 import requests
 
+from sandbox.common import demo_company as demo
 from sandbox.exact.testing import ExactSandboxHandle
 
 MFG = 111111
@@ -30,3 +31,27 @@ class Api:
 
     def follow(self, url: str) -> requests.Response:
         return self.http.get(url, timeout=30)
+
+
+def results(r: Any) -> list[dict[str, Any]]:
+    """The rows of a 200 OData list answer."""
+    assert r.status_code == 200, r.text
+    return r.json()["d"]["results"]
+
+
+def error_text(r: Any) -> str:
+    """The message of an Exact error body (asserting its shape)."""
+    body = r.json()
+    assert set(body) == {"error"} and body["error"]["code"] == "" and "lang" in body["error"]["message"]
+    return body["error"]["message"]["value"]
+
+
+def small_entry(ref: str) -> dict:
+    """A valid one-line purchase entry with YourRef ``ref``."""
+    return {
+        "Journal": "60",
+        "Supplier": demo.SUPPLIERS[0].account_id(MFG),
+        "EntryDate": "2026-11-20",
+        "YourRef": ref,
+        "PurchaseEntryLines": [{"GLAccount": demo.GL_ACCOUNTS[2].id(MFG), "AmountFC": 10.0}],
+    }

@@ -6,24 +6,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from exact_support import MFG, SEL, SVC, Api
+from exact_support import MFG, SEL, SVC, Api, error_text, results
 
 from sandbox.common import demo_company as demo
 
 SYNC = "sync/PurchaseOrder/PurchaseOrders"
 POS = "purchaseorder/PurchaseOrders"
 ENTRIES = "purchaseentry/PurchaseEntries"
-
-
-def results(r: Any) -> list[dict[str, Any]]:
-    assert r.status_code == 200, r.text
-    return r.json()["d"]["results"]
-
-
-def error_text(r: Any) -> str:
-    body = r.json()
-    assert set(body) == {"error"} and body["error"]["code"] == "" and "lang" in body["error"]["message"]
-    return body["error"]["message"]["value"]
 
 
 # ------------------------------------------------------------------------------------------------ user, divisions

@@ -6,21 +6,11 @@ import time
 
 import pytest
 import requests
-from exact_support import MFG, SEL, Api
+from exact_support import MFG, SEL, Api, small_entry
 
 from sandbox.common import demo_company as demo
 
 ENTRIES = "purchaseentry/PurchaseEntries"
-
-
-def entry(ref: str) -> dict:
-    return {
-        "Journal": "60",
-        "Supplier": demo.SUPPLIERS[0].account_id(MFG),
-        "EntryDate": "2026-11-20",
-        "YourRef": ref,
-        "PurchaseEntryLines": [{"GLAccount": demo.GL_ACCOUNTS[2].id(MFG), "AmountFC": 10.0}],
-    }
 
 
 def test_status_fault(api: Api) -> None:
@@ -34,7 +24,7 @@ def test_status_fault(api: Api) -> None:
 def test_drop_after_commit_commits_then_drops(api: Api) -> None:
     api.ex.fault(action="drop_after_commit", method="POST", path="PurchaseEntries")
     with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError)):
-        api.post(ENTRIES, entry("INV-LOST-1"))
+        api.post(ENTRIES, small_entry("INV-LOST-1"))
     # The server did commit: the only way to know is to look, as the connector must.
     supplier = demo.SUPPLIERS[0].account_id(MFG)
     r = api.get(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import requests
-from exact_support import MFG, SEL, SVC, Api
+from exact_support import MFG, SEL, SVC, Api, error_text, results
 from lxml import etree
 
 from sandbox.common import demo_company as demo
@@ -24,17 +24,6 @@ POS = "purchaseorder/PurchaseOrders"
 SYNC = "sync/PurchaseOrder/PurchaseOrders"
 ENTRIES = "purchaseentry/PurchaseEntries"
 M_NS = "{http://schemas.microsoft.com/ado/2007/08/dataservices/metadata}"
-
-
-def results(r: Any) -> list[dict[str, Any]]:
-    assert r.status_code == 200, r.text
-    return r.json()["d"]["results"]
-
-
-def error_text(r: Any) -> str:
-    body = r.json()
-    assert set(body) == {"error"} and body["error"]["code"] == "" and "lang" in body["error"]["message"]
-    return body["error"]["message"]["value"]
 
 
 def entry(**over: Any) -> dict[str, Any]:

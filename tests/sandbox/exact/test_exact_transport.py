@@ -10,7 +10,7 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 import requests
-from exact_support import MFG, SEL, SVC, Api
+from exact_support import MFG, SEL, SVC, Api, small_entry
 
 from sandbox.cli import build_apps
 from sandbox.common import demo_company as demo
@@ -20,19 +20,9 @@ ENTRIES = "purchaseentry/PurchaseEntries"
 J1P_INVOICES = "/j1p/api/public/ji/v1/invoices"
 
 
-def _entry(ref: str) -> dict:
-    return {
-        "Journal": "60",
-        "Supplier": demo.SUPPLIERS[0].account_id(MFG),
-        "EntryDate": "2026-11-20",
-        "YourRef": ref,
-        "PurchaseEntryLines": [{"GLAccount": demo.GL_ACCOUNTS[2].id(MFG), "AmountFC": 10.0}],
-    }
-
-
 # ------------------------------------------------------------------------------------------------ 9. dropped 204
 def test_drop_after_commit_on_a_204_is_a_dropped_connection(api: Api) -> None:
-    created = api.post(ENTRIES, _entry("INV-DROP-204")).json()["d"]
+    created = api.post(ENTRIES, small_entry("INV-DROP-204")).json()["d"]
     url = api.ex.api_url(MFG, f"{ENTRIES}(guid'{created['EntryID']}')")
     api.ex.fault(action="drop_after_commit", method="DELETE", path="PurchaseEntries")
     with pytest.raises(requests.exceptions.ConnectionError):
