@@ -4,6 +4,7 @@ early-refresh refusal, 30-day refresh expiry, the daily token-call cap. Time mov
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlparse
 
 import requests
@@ -221,6 +222,9 @@ def test_refresh_token_expires_after_30_days_unused(exact_sandbox: ExactSandboxH
 
 
 def test_daily_token_call_cap(exact_sandbox: ExactSandboxHandle) -> None:
+    # Start at 06:00 UTC so the 50 minutes this test moves the clock stay inside one UTC day, whenever it runs.
+    today = datetime.now(UTC).date()
+    exact_sandbox.clock(set=datetime(today.year, today.month, today.day, 6, tzinfo=UTC).isoformat())
     exact_sandbox.settings(token_calls_per_day=5)
     tokens = exact_sandbox.connect()  # call 1
     for _ in range(4):  # calls 2..5
