@@ -5,14 +5,19 @@ Shape (one task group per Exact division, built from the tenant config)::
     extract ─┬─▶ division_111111.map_vendors ▶ .validate ▶ .post ─┬─▶ report
              └─▶ division_222222.map_vendors ▶ .validate ▶ .post ─┘
 
-- ``extract`` reads JAGGAER only (no Exact calls, no pool); a dry run does all of its work there.
+- ``extract`` reads JAGGAER only (no Exact calls, no pool), in a dry run as well.
 - Every task of a division group runs in the pool ``mlc_exact__<tenant>__<division>`` (one slot, shared with the
-  PO push), so no two tasks ever call one Exact division at the same time.
+  PO push), so no two tasks ever call one Exact division at the same time, whichever runs they belong to. A dry
+  run's Exact reads (suppliers, master data) happen in the division's ``validate`` task, under that pool.
 - ``validate`` hands the division's master data (codes and GUIDs) to ``post`` through XCom, so it is read once.
 - Schedule: ``invoice_poll.schedule`` (default ``0 2 * * *``) in ``invoice_poll.timezone`` as a
   ``CronDataIntervalTimetable``: each run has a real one-day data interval and reads the invoices updated in it
-  (plus ``overlap_hours`` before), so ``airflow backfill create`` over a date range polls those days again; the
-  ledger makes re-reading harmless. ``catchup=False``, ``max_active_runs=1`` (runs of one tenant never overlap).
+  (plus ``overlap_hours`` before, and back to where the last successful extract ended when runs were missed:
+  ``catchup=False`` creates only the latest run), so ``airflow backfill create`` over a date range polls those days
+  again; the ledger makes re-reading harmless. ``catchup=False``, ``max_active_runs=1`` for scheduled and manual
+  runs; a backfill has its own ``max_active_runs``, so a backfill run **can** overlap another run of the tenant.
+  That is safe: every Exact call is under the division pool, and the ledger posts each invoice at most once
+  (``posting`` is committed, with a row lock, before the POST; a run finding it ``posting`` looks in Exact first).
 - ``post`` works through the division's whole batch, then fails (retryably: Airflow retries it with backoff) when
   an invoice of that attempt failed or stayed ambiguous; its counts are its XCom either way.
 - ``report`` runs whatever happened upstream (``all_done``): counts (plus the invoices this run left

@@ -7,7 +7,8 @@ all at once, each with what to change.
 Amounts (``Decimal`` throughout; floats only in the JSON body):
 
 - each JAGGAER line becomes one Exact line per accounting split; the split shares of the net amount and of the
-  line's VAT are allocated with :func:`money.allocate`, so they add up exactly;
+  line's VAT are allocated with :func:`money.allocate`, so they add up exactly (a line that cannot be split —
+  e.g. an amount with more than two decimals — is a problem like any other: :class:`EntryInvalid`);
 - a line's VAT is JAGGAER's own line tax; any difference to the header's tax (``taxCharge1 + taxCharge2``) is
   put on the largest line, so the entry's VAT equals the invoice's;
 - shipping and handling charges and the header discount become lines of their own (0 % VAT);
@@ -136,6 +137,22 @@ def _shares(splits: tuple[SplitShare, ...]) -> list[Decimal]:
     return [abs(s.weight) for s in splits]
 
 
+def _split_problem(what: str, net: Decimal, vat: Decimal, splits: tuple[SplitShare, ...], exc: BaseException) -> str:
+    """Why a line cannot be split across its cost centres, and what to change (an allocation error)."""
+    centres = ", ".join(s.cost_center or "(default)" for s in splits)
+    odd = [f"{name} {amount}" for name, amount in (("net amount", net), ("VAT", vat)) if amount != money(amount)]
+    if odd:
+        return (
+            f"{what}: {' and '.join(odd)} {'has' if len(odd) == 1 else 'have'} more than two decimals and cannot be "
+            f"split across its accounting splits ({centres}) to the cent: round the line to whole cents in JAGGAER "
+            "(Exact books amounts in cents)"
+        )
+    return (
+        f"{what}: the amount {net} (VAT {vat}) cannot be split across its accounting splits ({centres}): {exc}; "
+        "correct the split percentages / amounts in JAGGAER"
+    )
+
+
 def plan_entry(
     inv: Invoice,
     *,
@@ -216,8 +233,12 @@ def plan_entry(
         description = line.description[:LINE_DESCRIPTION_MAX]
         if splits and len(splits) > 0 and sum(_shares(splits), Decimal(0)) > 0:
             weights = _shares(splits)
-            nets = allocate(line.net, weights)
-            vats = allocate(vat, weights)
+            try:
+                nets = allocate(line.net, weights)
+                vats = allocate(vat, weights)
+            except (ValueError, ArithmeticError) as exc:
+                problems.append(_split_problem(what, line.net, vat, splits, exc))
+                continue
             for share, net, part_vat in zip(splits, nets, vats, strict=True):
                 if net == 0 and part_vat == 0:
                     continue

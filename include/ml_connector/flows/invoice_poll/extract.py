@@ -2,6 +2,14 @@
 
 - Reads every invoice header whose ``lastUpdate`` lies in the run window extended backwards by
   ``overlap_hours`` (all pages), de-duplicated by ``invoiceId``; or exactly the invoices the ``ids`` param names.
+- Scheduled runs (and manual runs without dates) also read back to where the last window read successfully ended
+  (the cursor ``invoice_poll/window_end``), so days the scheduler was down, the DAG was paused or an extract failed
+  are read too (``catchup=False`` only creates the latest run). At most :data:`MAX_CATCH_UP` is read back; an
+  older gap is named in the report (red run, alert) with the manual run that reads it, and the cursor stays
+  where it is until that run (or a backfill from the cursor on) has read it. The cursor moves forward only after
+  an extract that staged everything and failed on nothing; date-range and backfill runs move it forward only when
+  they read on from it (never backwards, never past a gap).
+- Lists headers without an ``invoiceId`` are counted (``missing_invoice_id``) and named in the report.
 - Keeps only the tenant's post states (default: workflow ``Completed``, payment ``Payable`` or ``Paid``).
 - Fetches an invoice's detail only when the ledger does not already hold this version (same ``lastUpdate``):
   re-reading the overlap costs list pages, not detail calls.
@@ -10,12 +18,15 @@
 - Stages each version with ``repost_changed=False``: an invoice edited after it was posted is never posted again
   (the change is audited and reported).
 - An invoice still waiting in the ledger that is no longer approved in JAGGAER is cancelled (revived when it is
-  approved again).
+  approved again). One already **posted** (or being posted) that JAGGAER no longer shows as approved is
+  ``withdrawn_after_post``: audited once per JAGGAER version, reported and alerted, so a person can reverse the
+  Exact entry.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,11 +41,21 @@ from ml_connector.mappings.codes import CodeRules
 from ml_connector.store import ledger
 from ml_connector.store.cursors import get_cursor, set_cursor
 from ml_connector.store.db import session_scope
-from ml_connector.store.models import LedgerEntry, StagedRecord
+from ml_connector.store.models import AuditLog, LedgerEntry, StagedRecord
 
 CURSOR_SCOPE = "window_end"
 #: Ledger states in which an invoice has not reached Exact yet (and may be cancelled when JAGGAER withdraws it).
 OPEN_STATES = ("pending", "held", "quarantined", "failed", "skipped")
+#: Ledger states of an invoice that reached Exact (or was sent there): withdrawn in JAGGAER ⇒ a person must look.
+DONE_STATES = ("posted", "posting")
+#: How far a scheduled run reads back to the last window read (cursor) at most; an older gap is reported, not
+#: read (a manual date-range run reads it). Override: setting ``invoice_poll_max_catch_up_days``
+#: (``MLC_INVOICE_POLL_MAX_CATCH_UP_DAYS``).
+MAX_CATCH_UP = timedelta(days=14)
+#: Outcomes the report turns into problems (red run, alert).
+MISSING_ID = "missing_invoice_id"
+WINDOW_NOT_READ = "window_not_read"
+WITHDRAWN = "withdrawn_after_post"
 
 
 def postable(header: Mapping[str, Any], ctx: FlowContext) -> bool:
@@ -44,23 +65,126 @@ def postable(header: Mapping[str, Any], ctx: FlowContext) -> bool:
     return workflow in {w.casefold() for w in states.workflow} and payment in {p.casefold() for p in states.payment}
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def run_kind(ctx: FlowContext) -> str:
+    """``scheduled``, ``manual``, ``backfill``, ... (Airflow's run type; ``DagRunType.BACKFILL`` → ``backfill``)."""
+    return str(ctx.run_type or "manual").strip().lower().rsplit(".", 1)[-1]
+
+
+def max_catch_up() -> timedelta:
+    from ml_connector.settings import get_setting
+
+    raw = get_setting("invoice_poll_max_catch_up_days")
+    if not raw:
+        return MAX_CATCH_UP
+    try:
+        days = float(raw)
+    except ValueError:
+        raise ConfigError(f"setting invoice_poll_max_catch_up_days: {raw!r} is not a number of days") from None
+    return timedelta(days=max(days, 0.0))
+
+
 def run_window(ctx: FlowContext, now: datetime | None = None) -> tuple[datetime, datetime]:
     """The run's window; a manual run without dates or data interval reads since the last window read (cursor),
     else the last day."""
     if ctx.window is not None:
         return ctx.window
-    now = now or datetime.now(UTC)
+    now = now or _now()
     with session_scope(ctx.engine) as s:
         raw = get_cursor(s, ctx.tenant.name, FLOW, CURSOR_SCOPE)
     start = datetime.fromisoformat(raw) if raw else now - timedelta(days=1)
     return min(start, now), now
 
 
-def _advance_cursor(ctx: FlowContext, end: datetime) -> None:
+@dataclass(frozen=True)
+class ReadRange:
+    """What a run lists: ``[read_from, end)``; ``start`` is the run's own window start."""
+
+    start: datetime
+    end: datetime
+    read_from: datetime
+    cursor: datetime | None  # where the last window read successfully ended (before this run)
+    incremental: bool  # scheduled / manual without dates: reads back to the cursor and starts or advances it
+    caught_up: bool = False  # read_from was moved back to the cursor (missed runs or a failed extract)
+    unread: tuple[datetime, datetime] | None = None  # a gap older than the catch-up limit: not read
+    started: datetime | None = None  # when the listing began (a window ending later was not read past this)
+
+    def cursor_after(self, kind: str) -> datetime | None:
+        """The cursor value after this range was read completely (``None``: leave the cursor alone)."""
+        end = self.end
+        if kind not in ("scheduled", "backfill") and self.started is not None:
+            end = min(end, self.started)  # a date range ending today was read only up to now
+        if self.cursor is not None and end <= self.cursor:
+            return None  # never backwards
+        if self.incremental:
+            return None if self.unread is not None else end  # never past a gap that was not read
+        # a date range / backfill: only when it reads on from the cursor (else it would hide a gap before it)
+        if self.cursor is not None and self.read_from <= self.cursor:
+            return end
+        return None
+
+
+def read_range(ctx: FlowContext, now: datetime | None = None) -> ReadRange:
+    """The range a run lists (module docstring: window + overlap, back to the cursor for scheduled runs)."""
+    now = now or _now()
+    start, end = run_window(ctx, now)
+    overlap = timedelta(hours=float(ctx.tenant.invoice_poll.overlap_hours))
+    read_from = start - overlap
     with session_scope(ctx.engine) as s:
         raw = get_cursor(s, ctx.tenant.name, FLOW, CURSOR_SCOPE)
-        if raw is None or datetime.fromisoformat(raw) < end:
-            set_cursor(s, ctx.tenant.name, FLOW, CURSOR_SCOPE, end.astimezone(UTC).isoformat())
+    cursor = datetime.fromisoformat(raw) if raw else None
+    if cursor is not None and cursor.tzinfo is None:
+        cursor = cursor.replace(tzinfo=UTC)
+    kind = run_kind(ctx)
+    incremental = not ctx.params.has_dates and kind != "backfill"
+    if not incremental or cursor is None or cursor >= read_from:
+        return ReadRange(start, end, read_from, cursor, incremental, started=now)
+    limit = read_from - max_catch_up()
+    if cursor >= limit:
+        return ReadRange(start, end, cursor, cursor, incremental, caught_up=True, started=now)
+    return ReadRange(start, end, limit, cursor, incremental, caught_up=True, unread=(cursor, limit), started=now)
+
+
+def _cursor_note(ctx: FlowContext, rng: ReadRange, out: Outcomes) -> None:
+    """Say (log, report) when a run read back to the cursor, and name a gap it could not read."""
+    if rng.unread is not None:
+        gap_from, gap_to = rng.unread
+        dag = f"jaggaer_invoice_poll__{ctx.tenant.name}"
+        # from the cursor up to this run's window end: such a run reads on from the cursor, so it moves it forward
+        # (a range ending at the gap's end would leave a new gap, as the limit moves with every run)
+        date_to = (rng.end - timedelta(microseconds=1)).date()
+        conf = f'{{"date_from": "{gap_from.date().isoformat()}", "date_to": "{date_to.isoformat()}"}}'
+        limit_days = max_catch_up().total_seconds() / 86400
+        text = (
+            f"JAGGAER invoices updated between {gap_from.isoformat()} and {gap_to.isoformat()} were NOT read: the "
+            f"last window read successfully ended at {gap_from.isoformat()}, more than {limit_days:g} day(s) "
+            f"before this run's window (scheduler down, DAG paused or extract failing). Read them (and move the cursor "
+            "on) with a manual run: "
+            f"`airflow dags trigger {dag} --conf '{conf}'` (or trigger it in the UI with those dates); until then "
+            "every run reports this gap"
+        )
+        ctx.logger.error("%s", text)
+        out.add(WINDOW_NOT_READ, f"{gap_from.isoformat()}/{gap_to.isoformat()}", detail=text)
+    elif rng.caught_up:
+        text = (
+            f"read back to {rng.read_from.isoformat()} (where the last window read successfully ended), not only "
+            f"from {(rng.start).isoformat()}: runs were missed or an extract failed"
+        )
+        ctx.logger.warning("JAGGAER: %s", text)
+        out.add("caught_up", detail=text)
+
+
+def _advance_cursor(ctx: FlowContext, rng: ReadRange) -> None:
+    new = rng.cursor_after(run_kind(ctx))
+    if new is None:
+        return
+    with session_scope(ctx.engine) as s:
+        raw = get_cursor(s, ctx.tenant.name, FLOW, CURSOR_SCOPE)
+        if raw is None or datetime.fromisoformat(raw) < new:
+            set_cursor(s, ctx.tenant.name, FLOW, CURSOR_SCOPE, new.astimezone(UTC).isoformat())
 
 
 def _known(ctx: FlowContext, ids: list[str]) -> dict[str, tuple[str, datetime | None]]:
@@ -97,31 +221,51 @@ def _known(ctx: FlowContext, ids: list[str]) -> dict[str, tuple[str, datetime | 
     return out
 
 
-def _list_window(ctx: FlowContext, jag: Any) -> tuple[list[dict[str, Any]], tuple[datetime, datetime]]:
-    start, end = run_window(ctx)
-    overlap = timedelta(hours=float(ctx.tenant.invoice_poll.overlap_hours))
-    read_from = start - overlap
+def _list_window(
+    ctx: FlowContext, jag: Any, out: Outcomes, rng: ReadRange | None = None
+) -> tuple[list[dict[str, Any]], ReadRange]:
+    """Every header listed in the run's read range, de-duplicated by ``invoiceId``; headers without one are counted
+    (``missing_invoice_id``) and named, never dropped silently."""
+    rng = rng or read_range(ctx)
     headers: dict[str, dict[str, Any]] = {}
-    for header in jag.iter_invoices(read_from, end):
+    for header in jag.iter_invoices(rng.read_from, rng.end):
         invoice_id = str(header.get("invoiceId") or "").strip()
-        if invoice_id and invoice_id not in headers:
+        if not invoice_id:
+            number = str(header.get("invoiceNumber") or "").strip() or None
+            out.add(
+                MISSING_ID,
+                number or "(no number)",
+                detail=(
+                    f"JAGGAER listed an invoice header without an invoiceId (invoice number {number or 'none'}, "
+                    f"supplier invoice number {header.get('supplierInvoiceNumber') or 'none'}, lastUpdate "
+                    f"{header.get('lastUpdate') or 'none'}): it cannot be read or posted; have it checked in JAGGAER"
+                ),
+            )
+            continue
+        if invoice_id not in headers:
             headers[invoice_id] = header
     ctx.logger.info(
-        "JAGGAER: %d invoice(s) with lastUpdate in [%s, %s) (window %s .. %s, overlap %s h)",
+        "JAGGAER: %d invoice(s) with lastUpdate in [%s, %s) (window %s .. %s, overlap %s h%s)",
         len(headers),
-        read_from.isoformat(),
-        end.isoformat(),
-        start.isoformat(),
-        end.isoformat(),
+        rng.read_from.isoformat(),
+        rng.end.isoformat(),
+        rng.start.isoformat(),
+        rng.end.isoformat(),
         ctx.tenant.invoice_poll.overlap_hours,
+        ", read back to the cursor" if rng.caught_up else "",
     )
-    return list(headers.values()), (start, end)
+    if out[MISSING_ID]:
+        ctx.logger.error("JAGGAER: %d listed invoice header(s) had no invoiceId", out[MISSING_ID])
+    return list(headers.values()), rng
 
 
-def iter_details(ctx: FlowContext, jag: Any, out: Outcomes) -> Iterator[tuple[dict[str, Any], bool]]:
+def iter_details(
+    ctx: FlowContext, jag: Any, out: Outcomes, rng: ReadRange | None = None
+) -> Iterator[tuple[dict[str, Any], bool]]:
     """``(detail, postable)`` of every invoice this run must look at (details fetched only when needed).
 
-    Used by extract and by dry runs (which pass ``known`` nothing and stage nothing)."""
+    An invoice already posted (or being posted) that JAGGAER no longer shows as approved is audited and reported
+    here (:func:`withdrawn_after_post`), not yielded."""
     if ctx.params.ids:
         known_ids = _known(ctx, list(ctx.params.ids))
         for invoice_id in ctx.params.ids:
@@ -130,18 +274,26 @@ def iter_details(ctx: FlowContext, jag: Any, out: Outcomes) -> Iterator[tuple[di
             except RejectedError as exc:
                 out.add("failed", invoice_id, detail=f"JAGGAER invoice {invoice_id}: {exc}")
                 continue
-            ok = postable(detail.get("header") or {}, ctx)
-            if not ok and known_ids.get(str(invoice_id), (None, None))[0] not in OPEN_STATES:
+            header = detail.get("header") or {}
+            ok = postable(header, ctx)
+            state = known_ids.get(str(invoice_id), (None, None))[0]
+            if not ok and state in DONE_STATES:
+                withdrawn_after_post(ctx, str(invoice_id), header, out)
+                continue
+            if not ok and state not in OPEN_STATES:
                 out.add("not_approved", invoice_id)
                 continue
             yield detail, ok
         return
-    headers, _window = _list_window(ctx, jag)
-    known = {} if ctx.dry_run else _known(ctx, [str(h["invoiceId"]) for h in headers])
+    headers, _rng = _list_window(ctx, jag, out, rng)
+    known = {} if ctx.dry_run else _known(ctx, [str(h["invoiceId"]).strip() for h in headers])
     for header in headers:
-        invoice_id = str(header["invoiceId"])
+        invoice_id = str(header["invoiceId"]).strip()
         state, staged_update = known.get(invoice_id, (None, None))
         ok = postable(header, ctx)
+        if not ok and state in DONE_STATES:
+            withdrawn_after_post(ctx, invoice_id, header, out)
+            continue
         if not ok and state not in OPEN_STATES:
             out.add("not_approved")
             continue
@@ -158,6 +310,64 @@ def iter_details(ctx: FlowContext, jag: Any, out: Outcomes) -> Iterator[tuple[di
             out.add("failed", invoice_id, detail=f"JAGGAER invoice {invoice_id}: {exc}")
             continue
         yield detail, postable(detail.get("header") or {}, ctx)
+
+
+def withdrawn_after_post(ctx: FlowContext, invoice_id: str, header: Mapping[str, Any], out: Outcomes) -> None:
+    """An invoice Exact has (or may have) that JAGGAER no longer shows as approved: one ``withdrawn_after_post``
+    audit row per JAGGAER version, counted with a detail (the report alerts); nothing is changed in Exact."""
+    if ctx.dry_run:
+        out.add("not_approved")
+        return
+    last_update = str(header.get("lastUpdate") or "unknown")
+    workflow, payment = header.get("workflowStatus"), header.get("paymentStatus")
+    marker = f"[lastUpdate {last_update}]"
+    with session_scope(ctx.engine) as s:
+        entry = ledger.get_entry(s, ctx.tenant.name, FLOW, invoice_id)
+        if entry is None or entry.state not in DONE_STATES:
+            out.add("not_approved")
+            return
+        seen = s.scalar(
+            select(AuditLog.id).where(
+                AuditLog.tenant == ctx.tenant.name,
+                AuditLog.flow == FLOW,
+                AuditLog.source_id == invoice_id,
+                AuditLog.action == WITHDRAWN,
+                AuditLog.message.contains(marker, autoescape=True),
+            )
+        )
+        if seen is not None:  # this version was reported by an earlier run
+            out.add("not_approved")
+            return
+        number = entry.source_ref or str(header.get("invoiceNumber") or invoice_id)
+        where = f"Exact division {entry.division}" if entry.division is not None else "Exact"
+        if entry.state == "posted":
+            what = f"was posted to {where} as entry {entry.target_ref or entry.target_id or '(number unknown)'}"
+            todo = "reverse it in Exact if needed"
+        else:
+            what = f"was being posted to {where} (outcome not confirmed yet)"
+            todo = "check Exact for it once the run has finished and reverse the entry if needed"
+        text = (
+            f"invoice {number} (id {invoice_id}) {what} and has since been withdrawn in JAGGAER (workflow "
+            f"{workflow}, payment {payment}): {todo}"
+        )
+        s.add(
+            AuditLog(
+                tenant=ctx.tenant.name,
+                flow=FLOW,
+                action=WITHDRAWN,
+                division=entry.division,
+                source_id=invoice_id,
+                source_ref=entry.source_ref,
+                target_id=entry.target_id,
+                target_ref=entry.target_ref,
+                outcome=entry.state,
+                message=f"{text} {marker}",
+                run_id=ctx.run_id,
+                attempt=entry.attempts or 1,
+            )
+        )
+    ctx.logger.error("%s", text)
+    out.add(WITHDRAWN, number, detail=text)
 
 
 def _unchanged(
@@ -200,22 +410,38 @@ def extract(ctx: FlowContext) -> Outcomes:
         from ml_connector.flows.invoice_poll.dry_run import preview
 
         return preview(ctx)
-    if ctx.window is None and not ctx.params.ids and ctx.run_type == "backfill":
+    if ctx.window is None and not ctx.params.ids and run_kind(ctx) == "backfill":
         raise ConfigError("a backfill run has no data interval: the DAG needs a CronDataIntervalTimetable")
     out = Outcomes()
     jag = ctx.jaggaer_hook()
     with session_scope(ctx.engine) as s:
         rules = CodeRules.load(s, ctx.tenant)
-    window = None if ctx.params.ids else run_window(ctx)
-    for detail, ok in iter_details(ctx, jag, out):
+    rng = None if ctx.params.ids else read_range(ctx)
+    if rng is not None:
+        _cursor_note(ctx, rng, out)
+    for detail, ok in iter_details(ctx, jag, out, rng):
         _stage_one(ctx, rules, detail, ok, out)
-    if window is not None:
-        _advance_cursor(ctx, window[1])
+    if rng is not None:
+        if out["failed"]:
+            # the invoices JAGGAER would not give are read again by the next run (from the cursor)
+            ctx.logger.warning("extract: %d invoice(s) could not be read: the window cursor stays", out["failed"])
+        else:
+            _advance_cursor(ctx, rng)
     ctx.logger.info("extract: %s", dict(out.counts))
     return out
 
 
 def _stage_one(ctx: FlowContext, rules: CodeRules, detail: dict[str, Any], ok: bool, out: Outcomes) -> None:
+    header = detail.get("header") or {}
+    invoice_id = str(header.get("invoiceId"))
+    if _stage_in_session(ctx, rules, detail, ok, out):
+        # posted (or being posted) and no longer approved: the staged version is committed; the audit row goes in
+        # a transaction of its own
+        withdrawn_after_post(ctx, invoice_id, header, out)
+
+
+def _stage_in_session(ctx: FlowContext, rules: CodeRules, detail: dict[str, Any], ok: bool, out: Outcomes) -> bool:
+    """Stage one invoice version; ``True`` when it reached Exact and JAGGAER no longer shows it as approved."""
     header = detail.get("header") or {}
     invoice_id = str(header.get("invoiceId"))
     number = str(header.get("invoiceNumber") or invoice_id)
@@ -237,6 +463,8 @@ def _stage_one(ctx: FlowContext, rules: CodeRules, detail: dict[str, Any], ok: b
         entry = ledger.get_entry(s, ctx.tenant.name, FLOW, invoice_id)
         assert entry is not None
         if not ok:
+            if entry.state in DONE_STATES:
+                return True
             # no longer approved in JAGGAER while still waiting here: stop it before it is posted
             if entry.state in OPEN_STATES:
                 ledger.transition(
@@ -252,13 +480,13 @@ def _stage_one(ctx: FlowContext, rules: CodeRules, detail: dict[str, Any], ok: b
                 out.add("cancelled", number)
             else:
                 out.add("not_approved")
-            return
+            return False
         if entry.state == "cancelled":
             ledger.transition(s, entry, "pending", reason="approved again in JAGGAER", run_id=ctx.run_id)
         if result == "unchanged":
             out.add("unchanged")
-            return
-        if entry.state in ("posted", "posting") and result == "changed":
+            return False
+        if entry.state in DONE_STATES and result == "changed":
             out.add(
                 "changed_after_post",
                 number,
@@ -268,9 +496,10 @@ def _stage_one(ctx: FlowContext, rules: CodeRules, detail: dict[str, Any], ok: b
                     + "; it is not posted again: check whether the Exact entry needs a manual correction"
                 ),
             )
-            return
+            return False
         if division is None:
             ledger.transition(s, entry, "quarantined", reason=route_reason(ctx, business_unit), run_id=ctx.run_id)
             out.add("quarantined", number, detail=f"invoice {number}: {route_reason(ctx, business_unit)}")
-            return
+            return False
         out.add("extracted", number)
+        return False

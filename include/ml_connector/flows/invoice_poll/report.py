@@ -1,5 +1,12 @@
 """Stage 5 — report: the run's counts, every held invoice with the fix it needs, an alert, and a red run when
-anything failed (``runtime.report``)."""
+anything failed (``runtime.report``).
+
+Besides the stages' failures, these are **problems** (named, alerted, red run): invoice headers JAGGAER listed
+without an ``invoiceId`` (``missing_invoice_id``) and a gap older than the catch-up limit that the run could not
+read (``window_not_read``). Invoices already in Exact that JAGGAER withdrew (``withdrawn_after_post``) or changed
+(``changed_after_post``) get an alert of their own saying what to check in Exact; they do not make the run red
+(nothing failed: a person decides about the Exact entry).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,9 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
+from ml_connector.flows import runtime
 from ml_connector.flows.invoice_poll.common import FLOW, short
+from ml_connector.flows.invoice_poll.extract import MISSING_ID, WINDOW_NOT_READ, WITHDRAWN
 from ml_connector.flows.runtime import FlowContext, Outcomes, report
 from ml_connector.store import ledger
 from ml_connector.store.db import session_scope
@@ -39,5 +48,47 @@ def report_run(
             )
             continue
         merged.merge(value)
+    problems += extract_problems(merged)
     details = [] if ctx.dry_run else held_listing(ctx)
+    alert_exact_corrections(ctx, merged)
     return report(ctx, merged, details, problems=problems, raise_on_failure=raise_on_failure)
+
+
+def extract_problems(merged: Outcomes) -> list[str]:
+    """What extract could not read, as report problems (the run goes red and the report alerts)."""
+    problems: list[str] = []
+    missing = merged[MISSING_ID]
+    if missing:
+        refs = short(merged.ids.get(MISSING_ID) or [])
+        problems.append(
+            f"JAGGAER listed {missing} invoice header(s) without an invoiceId (invoice numbers: {refs or 'none'}): "
+            "they cannot be read or posted; have them checked in JAGGAER (details above)"
+        )
+    for gap in merged.ids.get(WINDOW_NOT_READ) or []:
+        gap_from, _, gap_to = gap.partition("/")
+        problems.append(
+            f"invoices updated in JAGGAER between {gap_from} and {gap_to} were not read (older than the catch-up "
+            "limit): run the poll with date_from/date_to over that range (details above say how)"
+        )
+    return problems
+
+
+def alert_exact_corrections(ctx: FlowContext, merged: Outcomes) -> None:
+    """One alert for invoices already in Exact that JAGGAER withdrew or changed since: a person must check the
+    Exact entry (reverse or correct it). Not a failure: the run stays green for them."""
+    if ctx.dry_run:
+        return
+    withdrawn, changed = merged[WITHDRAWN], merged["changed_after_post"]
+    if not (withdrawn or changed):
+        return
+    lines = [
+        d for d in merged.details if "has since been withdrawn in JAGGAER" in d or "after it was posted to Exact" in d
+    ]
+    parts = ([f"{withdrawn} withdrawn"] if withdrawn else []) + ([f"{changed} changed"] if changed else [])
+    subject = f"{ctx.tenant.name}/{ctx.flow}: posted invoice(s) {' and '.join(parts)} in JAGGAER: check Exact"
+    body = (
+        f"Run {ctx.run_id}: these invoices are already in Exact Online and JAGGAER no longer shows them as they "
+        "were posted. Nothing was changed in Exact; check each entry and reverse or correct it there if needed.\n"
+        + "\n".join(f"  - {line}" for line in lines[:200])
+    )
+    runtime.send_alert(ctx.tenant, subject, body)

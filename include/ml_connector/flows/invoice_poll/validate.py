@@ -1,11 +1,15 @@
 """Stage 3 — validate (per division): check every waiting invoice against the tenant's mappings and Exact's master
 data (read once per run and division, only when there is something to check) before anything is posted.
 
-An invoice that fails is ``quarantined`` with every problem and what to change (see ``build.plan_entry``). Such
+An invoice that fails is ``quarantined`` with every problem and what to change (see ``build.plan_entry``); one
+that cannot be processed at all (an unexpected ``ValueError`` / ``ArithmeticError``) is quarantined on its own,
+so the other invoices of the division go on. Such
 an invoice is checked again on every run, so fixing the mapping or the master data lets it through by itself;
 invoices Exact itself refused are not (they wait for a change in JAGGAER or an admin requeue).
 
-Returns the counts plus the master data (codes and GUIDs only) for the post task, so it is not read twice.
+Returns the counts plus the master data (codes and GUIDs only) for the post task, so it is not read twice. In a
+dry run this task previews its division's entries instead (``dry_run.preview_division``), so the dry run's Exact
+reads happen under the division's pool too.
 """
 
 from __future__ import annotations
@@ -56,9 +60,11 @@ def _work(ctx: FlowContext, division: int) -> list[tuple[int, str, str, str | No
 
 def validate(ctx: FlowContext) -> dict[str, Any]:
     """The validate stage for ``ctx.division``: counts (``Outcomes.to_dict()``) plus ``"master"``."""
+    if ctx.dry_run:  # the division's part of a dry run (Exact reads under this task's pool)
+        from ml_connector.flows.invoice_poll.dry_run import preview_division
+
+        return preview_division(ctx).to_dict()
     out = Outcomes()
-    if ctx.dry_run:
-        return out.to_dict()
     division = ctx.division
     assert division is not None, "validate runs per division"
     work = [w for w in _work(ctx, division) if w[5]]
@@ -76,6 +82,15 @@ def validate(ctx: FlowContext) -> dict[str, Any]:
             continue
         except EntryInvalid as exc:
             _quarantine(ctx, entry_id, f"{CHECK_PREFIX}{exc}", number, state, old_reason, out)
+            continue
+        except (ValueError, ArithmeticError) as exc:  # anything else about this one invoice: the others go on
+            ctx.logger.warning("invoice %s cannot be checked: %s: %s", number, type(exc).__name__, exc)
+            reason = (
+                f"{CHECK_PREFIX}the invoice cannot be turned into an Exact entry ({type(exc).__name__}: {exc}); "
+                "check its amounts and accounting splits in JAGGAER (amounts in whole cents); it is checked again "
+                "on every run"
+            )
+            _quarantine(ctx, entry_id, reason, number, state, old_reason, out)
             continue
         if state == "quarantined":
             with session_scope(ctx.engine) as s:

@@ -107,6 +107,17 @@ class VendorResolver:
             except RejectedError as exc:
                 self.ctx.logger.warning("JAGGAER company profile of vendor %s: %s", vendor.id, exc)
                 self._profiles[vendor.id] = None
+            except ValueError as exc:
+                # a supplier number the profile search cannot express (e.g. one with , ; ( ) ' "): no profile, so
+                # no VAT / chamber-of-commerce number; the vendor goes on to the other keys and the unmatched policy
+                self.ctx.logger.warning(
+                    "JAGGAER company profile of vendor %s (supplier number %r) cannot be looked up: %s; going on "
+                    "without its VAT / chamber-of-commerce number",
+                    vendor.id,
+                    vendor.supplier_number,
+                    exc,
+                )
+                self._profiles[vendor.id] = None
         profile = self._profiles[vendor.id] or {}
         return replace(
             jv,
@@ -342,11 +353,13 @@ def map_vendors(ctx: FlowContext) -> Outcomes:
     for entry_id, _source_id, number, state, reason, payload in work:
         try:
             invoice = parse_invoice(payload)
-        except InvoiceDataError as exc:
+        except (ValueError, ArithmeticError) as exc:  # InvoiceDataError is a ValueError
+            why = str(exc) if isinstance(exc, InvoiceDataError) else f"cannot be read ({type(exc).__name__}: {exc})"
+            why += "; correct the invoice in JAGGAER: it is read again when it changes there"
             with session_scope(ctx.engine) as s:
                 entry = s.get(LedgerEntry, entry_id)
-                ledger.transition(s, entry, "quarantined", reason=f"{DATA_PREFIX}{exc}", run_id=ctx.run_id)
-            out.add("quarantined", number, detail=f"invoice {number}: {exc}")
+                ledger.transition(s, entry, "quarantined", reason=f"{DATA_PREFIX}{why}", run_id=ctx.run_id)
+            out.add("quarantined", number, detail=f"invoice {number}: {why}")
             continue
         vendors[invoice.vendor.id] = invoice.vendor
         by_vendor[invoice.vendor.id].append((entry_id, number, state, reason))
