@@ -11,7 +11,7 @@ from ml_connector.http import AuditEvent
 from ml_connector.store import db, ledger
 from ml_connector.store.audit import DbAuditSink, history
 from ml_connector.store.cursors import get_cursor, set_cursor
-from ml_connector.store.models import Base, LedgerEntry, TokenRecord, VendorMap
+from ml_connector.store.models import Base, LedgerEntry, StagedRecord, TokenRecord, VendorMap
 
 TABLES = {t.name for t in Base.metadata.sorted_tables}
 
@@ -24,7 +24,7 @@ def test_migrations_apply_from_empty_and_reverse(db_url: str) -> None:
     db.migrate(db_url)
     engine = db.get_engine(db_url)
     assert TABLES <= _tables(engine)
-    assert db.current_revision(db_url) == "0001"
+    assert db.current_revision(db_url) == "0002"
     db.downgrade(db_url, "base")
     assert not (TABLES & _tables(engine))
     assert db.current_revision(db_url) is None
@@ -175,3 +175,108 @@ def test_sqlite_transactions_take_the_write_lock_first(tmp_path) -> None:
         with pytest.raises(sqlite3.OperationalError, match="locked"):
             other.execute("BEGIN IMMEDIATE")
         other.close()
+
+
+def test_migration_0002_adds_and_removes_the_attempt_columns(db_url: str) -> None:
+    def columns() -> set[str]:
+        return {c["name"] for c in inspect(db.get_engine(db_url)).get_columns("mlc_ledger")}
+
+    db.migrate(db_url, "0001")
+    db.downgrade(db_url, "0001")  # (a shared database may already be at head)
+    assert not {"attempt_division", "attempt_target"} & columns()
+    db.migrate(db_url)
+    assert {"attempt_division", "attempt_target"} <= columns()
+    db.downgrade(db_url, "0001")
+    assert not {"attempt_division", "attempt_target"} & columns()
+    assert db.current_revision(db_url) == "0001"
+    db.migrate(db_url)
+
+
+def test_begin_post_starts_only_from_the_expected_state_and_version(engine) -> None:
+    kw = dict(tenant="demo", flow="invoice_poll", source_id="inv-9", division=111111, repost_changed=False)
+    with db.session_scope(engine) as session:
+        ledger.stage(session, payload={"v": 1}, **kw)
+        entry = ledger.get_entry(session, "demo", "invoice_poll", "inv-9")
+        entry_id, first_hash = entry.id, entry.staged_hash
+        ledger.transition(session, entry, "cancelled", reason="withdrawn in JAGGAER")
+    with pytest.raises(ledger.StateChanged, match="'cancelled'"):
+        ledger.begin_post(engine, entry_id, "run-1")
+    with db.session_scope(engine) as session:
+        entry = session.get(LedgerEntry, entry_id)
+        assert (entry.state, entry.attempts) == ("cancelled", 0)  # untouched
+        ledger.transition(session, entry, "pending")
+        ledger.stage(session, payload={"v": 2}, **kw)  # a newer version arrives
+    with pytest.raises(ledger.StateChanged, match="newer version"):
+        ledger.begin_post(engine, entry_id, "run-1", staged_hash=first_hash)
+    with pytest.raises(ledger.StateChanged):
+        ledger.begin_post(engine, entry_id, "run-1", states=("posting",))
+
+    target = {"supplier": "guid-1", "your_ref": "R-1"}
+    entry, was_posting = ledger.begin_post(engine, entry_id, "run-1", target=target, division=111111)
+    assert not was_posting and entry.attempts == 1
+    assert (entry.attempt_division, entry.attempt_target) == (111111, target)
+    with db.session_scope(engine) as session:
+        # a change to a record in posting never resets it, nor forgets where the write went
+        assert ledger.stage(session, payload={"v": 3}, **kw) == "changed"
+        entry = session.get(LedgerEntry, entry_id)
+        assert (entry.state, entry.attempt_target) == ("posting", target)
+        assert ledger.unresolved(entry)
+    ledger.finish(engine, entry_id, "pending", reason="not sent", clear_target=True)
+    with db.session_scope(engine) as session:
+        entry = session.get(LedgerEntry, entry_id)
+        assert entry.attempt_target is None and entry.attempt_division is None
+        assert ledger.unresolved(entry)  # a write was started and never recorded: still looked up first
+    ledger.begin_post(engine, entry_id, "run-2", target=target, division=111111)
+    ledger.finish(engine, entry_id, "posted", target_id="E-1")
+    with db.session_scope(engine) as session:
+        entry = session.get(LedgerEntry, entry_id)
+        assert entry.attempt_target is None and not ledger.unresolved(entry)
+
+
+@pytest.mark.parametrize("same_payload", [True, False], ids=["same-version", "other-version"])
+def test_concurrent_extracts_stage_the_same_record_without_failing(engine, same_payload: bool) -> None:
+    """Two transactions stage one new record at once: the second waits for the first and neither fails
+    (select-then-insert raised IntegrityError on PostgreSQL)."""
+    import threading
+
+    kw = dict(tenant="demo", flow="invoice_poll", source_id="inv-race", division=111111, repost_changed=False)
+    started, first_staged = threading.Barrier(2), threading.Event()
+    results: dict[str, str] = {}
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            with db.session_scope(engine) as session:
+                started.wait(timeout=10)
+                results["first"] = ledger.stage(session, payload={"v": 1}, run_id="run-a", **kw)
+                first_staged.set()
+                import time
+
+                time.sleep(0.5)  # hold the transaction open while the second stages
+        except BaseException as exc:
+            errors.append(exc)
+            first_staged.set()
+
+    def second() -> None:
+        try:
+            started.wait(timeout=10)
+            first_staged.wait(timeout=10)
+            with db.session_scope(engine) as session:
+                payload = {"v": 1} if same_payload else {"v": 2}
+                results["second"] = ledger.stage(session, payload=payload, run_id="run-b", **kw)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    assert results == {"first": "new", "second": "unchanged" if same_payload else "changed"}
+    with db.session_scope(engine) as session:
+        [entry] = ledger.entries(session, "demo", "invoice_poll")
+        assert entry.state == "pending"
+        staged = session.scalars(select(StagedRecord.payload).where(StagedRecord.source_id == "inv-race")).all()
+        assert sorted(p["v"] for p in staged) == ([1] if same_payload else [1, 2])
+        assert ledger.staged_payload(session, entry) == ({"v": 1} if same_payload else {"v": 2})

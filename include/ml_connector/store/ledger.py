@@ -17,6 +17,16 @@ again); it becomes ``pending`` when the source record changes (:func:`stage`) or
 State changes made by a run record its id (``last_run_id``): a run's report counts the records it left
 ``failed`` or ``posting`` (``flows.runtime.left_open``).
 Every state change writes an audit row in the same transaction.
+
+:func:`begin_post` only starts a write from a state (and staged version) the caller expects, under the row lock, and
+raises :class:`StateChanged` otherwise (e.g. a concurrent extract cancelled the record meanwhile). It can record
+where the write goes (``attempt_division`` / ``attempt_target``), so a later search after an ambiguous outcome looks
+where the write went even if the record's division or supplier changed since; ``finish(..., clear_target=True)``
+forgets it once the write is known to have created nothing, and ``posted`` clears it.
+
+:func:`stage` is safe under concurrency on PostgreSQL and SQLite: the staged version and the ledger row are inserted
+with ``INSERT ... ON CONFLICT DO NOTHING`` and the ledger row is then read under ``SELECT ... FOR UPDATE``, so two
+extracts staging the same record at once neither fail nor lose a version.
 """
 
 from __future__ import annotations
@@ -27,17 +37,37 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Table, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ml_connector.store.db import session_scope
 from ml_connector.store.models import AuditLog, LedgerEntry, StagedRecord
+from ml_connector.store.types import utcnow
 
 STATES = ("pending", "held", "quarantined", "posting", "posted", "failed", "skipped", "cancelled")
 # States of records not done yet (``failed`` only comes back through a change or a requeue, see above).
 WORKABLE = ("pending", "held", "posting", "failed")
 
+#: The states a write may start from unless the caller says otherwise (:func:`begin_post`).
+BEGIN_STATES = ("pending", "posting")
+
 StageResult = Literal["new", "changed", "unchanged"]
+
+
+class StateChanged(Exception):
+    """:func:`begin_post` refused: the record is not (any more) in a state or version the caller expected.
+
+    Nothing was changed; the caller skips the record (another run or stage moved it meanwhile).
+    """
+
+    def __init__(self, entry_id: int, state: str, expected: Iterable[str], why: str = "") -> None:
+        self.entry_id = entry_id
+        self.state = state
+        self.expected = tuple(expected)
+        detail = why or f"it is {state!r}, expected one of {', '.join(self.expected)}"
+        super().__init__(f"ledger entry {entry_id}: not started: {detail}")
 
 
 def payload_hash(payload: Any) -> str:
@@ -63,35 +93,49 @@ def stage(
     JAGGAER again; an invoice edited after posting must not be posted twice, so its change is only audited).
     """
     digest = payload_hash(payload)
-    exists = session.scalar(
-        select(StagedRecord.id).where(
-            StagedRecord.tenant == tenant,
-            StagedRecord.flow == flow,
-            StagedRecord.source_id == source_id,
-            StagedRecord.payload_hash == digest,
-        )
+    now = utcnow()
+    _insert_ignore(
+        session,
+        StagedRecord.__table__,  # type: ignore[arg-type]
+        {
+            "tenant": tenant,
+            "flow": flow,
+            "source_id": source_id,
+            "payload_hash": digest,
+            "payload": payload,
+            "run_id": run_id,
+            "staged_at": now,
+        },
+        ("tenant", "flow", "source_id", "payload_hash"),
     )
-    if exists is None:
-        session.add(
-            StagedRecord(
-                tenant=tenant, flow=flow, source_id=source_id, payload_hash=digest, payload=payload, run_id=run_id
-            )
-        )
-    entry = get_entry(session, tenant, flow, source_id)
-    if entry is None:
-        entry = LedgerEntry(
-            tenant=tenant,
-            flow=flow,
-            source_id=source_id,
-            source_ref=source_ref,
-            division=division,
-            state="pending",
-            staged_hash=digest,
-            last_run_id=run_id,
-            attempts=0,
-        )
-        session.add(entry)
-        session.flush()
+    created = _insert_ignore(
+        session,
+        LedgerEntry.__table__,  # type: ignore[arg-type]
+        {
+            "tenant": tenant,
+            "flow": flow,
+            "source_id": source_id,
+            "source_ref": source_ref,
+            "division": division,
+            "state": "pending",
+            "staged_hash": digest,
+            "last_run_id": run_id,
+            "attempts": 0,
+            "first_seen_at": now,
+            "updated_at": now,
+        },
+        ("tenant", "flow", "source_id"),
+    )
+    # the row under lock, as committed now (a concurrent stage of the same record waits here until we commit)
+    entry = session.scalar(
+        select(LedgerEntry)
+        .where(LedgerEntry.tenant == tenant, LedgerEntry.flow == flow, LedgerEntry.source_id == source_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if entry is None:  # pragma: no cover - inserted or found just above
+        raise LookupError(f"ledger entry {flow}/{source_id} vanished while staging")
+    if created:
         _audit_state(session, entry, "staged", "new record", run_id)
         return "new"
     if entry.staged_hash == digest:
@@ -103,11 +147,41 @@ def stage(
         _audit_state(session, entry, "changed_after_post", "source changed after posting; not posted again", run_id)
         return "changed"
     if entry.state in ("posted", "quarantined", "failed", "skipped", "held"):
-        # posting: leave it, the ambiguity must be resolved first; cancelled: the flow decides on revival.
+        # posting: never reset here, the ambiguity must be resolved at the target first (the flow's post stage
+        # looks it up); cancelled: the flow decides on revival.
         entry.state = "pending"
         entry.reason = None
     _audit_state(session, entry, "staged", "changed record", run_id)
     return "changed"
+
+
+def _insert_ignore(session: Session, table: Table, values: dict[str, Any], keys: tuple[str, ...]) -> bool:
+    """Insert a row unless one with the same ``keys`` exists (committed or being inserted by a concurrent
+    transaction, which this waits for). True when this call inserted it."""
+    dialect = session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        module: Any = postgresql if dialect == "postgresql" else sqlite
+        stmt = module.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(keys))
+        return bool(session.connection().execute(stmt).rowcount)
+    for attempt in range(3):  # other backends: a savepoint, and a concurrent insert's IntegrityError means "exists"
+        exists = session.scalar(select(table.c[keys[0]]).where(*(table.c[k] == values[k] for k in keys)).limit(1))
+        if exists is not None:
+            return False
+        try:
+            with session.begin_nested():
+                session.connection().execute(insert(table).values(**values))
+            return True
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    return False  # pragma: no cover
+
+
+def unresolved(entry: LedgerEntry) -> bool:
+    """Whether an earlier write of this record may have reached the target without the ledger knowing: it is in
+    ``posting``, or a write was started (``attempts``) and never recorded as posted. Such a record is looked up at
+    the target before anything is sent again."""
+    return entry.state == "posting" or (bool(entry.attempts) and entry.posted_hash is None)
 
 
 def get_entry(session: Session, tenant: str, flow: str, source_id: str) -> LedgerEntry | None:
@@ -175,20 +249,47 @@ def transition(
     if state == "posted":
         entry.posted_hash = entry.staged_hash
         entry.posted_at = datetime.now(UTC)
+        entry.attempt_division = None
+        entry.attempt_target = None
     _audit_state(session, entry, f"state:{state}", reason or "", run_id)
 
 
-def begin_post(engine: Engine, entry_id: int, run_id: str | None) -> tuple[LedgerEntry, bool]:
+def begin_post(
+    engine: Engine,
+    entry_id: int,
+    run_id: str | None,
+    *,
+    states: Iterable[str] = BEGIN_STATES,
+    staged_hash: str | None = None,
+    target: dict[str, Any] | None = None,
+    division: int | None = None,
+) -> tuple[LedgerEntry, bool]:
     """Mark a record as being posted, committed before the write goes out.
+
+    Under the row lock: refuses (:class:`StateChanged`, nothing changed) unless the record is in one of ``states``
+    and, when ``staged_hash`` is given, still holds that staged version (the one the caller built its write from).
+    ``target`` (with ``division``): where this write goes, kept on the entry (``attempt_target`` /
+    ``attempt_division``) for the search after an ambiguous outcome. A caller passes it only when no earlier write
+    can be unresolved (never sent, or looked up at the target and not there), so it replaces what was kept.
 
     Returns the entry and whether it was *already* ``posting`` (a previous attempt's outcome is unknown).
     """
+    expected = tuple(states)
     with session_scope(engine) as session:
-        entry = session.get(LedgerEntry, entry_id, with_for_update=True)
+        entry = session.get(LedgerEntry, entry_id, with_for_update=True, populate_existing=True)
         if entry is None:
             raise LookupError(f"ledger entry {entry_id} vanished")
+        if entry.state not in expected:
+            raise StateChanged(entry_id, entry.state, expected)
+        if staged_hash is not None and entry.staged_hash != staged_hash:
+            raise StateChanged(
+                entry_id, entry.state, expected, why="a newer version of the record was staged meanwhile"
+            )
         was_posting = entry.state == "posting"
         entry.attempts += 1
+        if target is not None:
+            entry.attempt_target = dict(target)
+            entry.attempt_division = division if division is not None else entry.division
         if not was_posting:
             transition(session, entry, "posting", run_id=run_id)
         else:
@@ -207,11 +308,17 @@ def finish(
     target_id: str | None = None,
     target_ref: str | None = None,
     run_id: str | None = None,
+    clear_target: bool = False,
 ) -> None:
+    """Record the outcome of a write. ``clear_target``: the write is known to have created nothing at the target
+    (refused, or never sent), so there is nothing to look up any more."""
     with session_scope(engine) as session:
-        entry = session.get(LedgerEntry, entry_id, with_for_update=True)
+        entry = session.get(LedgerEntry, entry_id, with_for_update=True, populate_existing=True)
         if entry is None:
             raise LookupError(f"ledger entry {entry_id} vanished")
+        if clear_target:
+            entry.attempt_division = None
+            entry.attempt_target = None
         transition(session, entry, state, reason=reason, target_id=target_id, target_ref=target_ref, run_id=run_id)
 
 

@@ -144,6 +144,12 @@ class LedgerEntry(Base):
     target_id: Mapped[str | None] = mapped_column(String(64))
     target_ref: Mapped[str | None] = mapped_column(String(128))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Where the write whose outcome may still be unknown was sent (set by ``ledger.begin_post`` when the write goes
+    # out, cleared when it is known to have created nothing or is posted): a search after an ambiguous outcome looks
+    # there, even if the record's division or supplier changed since. ``attempt_target`` holds what identifies the write
+    # at the target (e.g. supplier, your_ref, amount, entry_date); flows decide its keys.
+    attempt_division: Mapped[int | None] = mapped_column(Integer)
+    attempt_target: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     last_run_id: Mapped[str | None] = mapped_column(String(250))
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,30 +1,51 @@
 """Stage 4 — post (per division, under the division's pool): each valid invoice becomes one Exact purchase entry,
 exactly once.
 
-For every invoice:
+For every invoice, in ledger order (those left ``posting`` first), re-read from the ledger when its turn comes (a
+concurrent extract may have cancelled or changed it since the batch was listed: such an invoice is skipped):
 
-1. ``ledger.begin_post`` commits ``posting`` *before* the POST goes out;
-2. ``POST purchaseentry/PurchaseEntries`` (one audit row per attempt: source = JAGGAER invoiceId and number);
-3. success: ``ledger.finish(posted, target_id=EntryID, target_ref=EntryNumber)``;
-4. Exact refused it (a validation error, HTTP 500 with Exact's body, or 400): ``quarantined`` with Exact's message
-   — never sent again blindly (Exact blocks apps that collect errors); any other refusal (403 no division access,
-   404, 409, ...): ``failed`` with Exact's message, not picked up again either (``POST_STATES``) until the invoice
-   changes in JAGGAER or an admin requeues it;
-5. outcome unknown (dropped connection, timeout, 5xx without a body): Exact is searched by
-   ``YourRef`` + ``Supplier``; found ⇒ posted, not found ⇒ posted again (once in this run; else left ``posting``).
+1. **an earlier write may have reached Exact** (the entry is ``posting``, or a write was started and never recorded
+   as posted: ``ledger.unresolved``): Exact is searched *first*, in the division and for the supplier that write
+   went to (kept on the ledger entry when it was sent: ``attempt_division`` / ``attempt_target``). Found ⇒
+   ``posted``; an unclear match (below) ⇒ ``failed`` for a person to check; not there ⇒ go on. If the search cannot
+   be made, or the current version of the invoice cannot be posted (unreadable, fails the checks), an entry in
+   ``posting`` is left there (counted ``failed``): it never leaves ``posting`` without a search;
+2. ``ledger.begin_post`` commits ``posting`` *before* the POST goes out, only if the entry is still in the state
+   and version just read (else it is skipped), and keeps where the write goes;
+3. ``POST purchaseentry/PurchaseEntries`` (one audit row per attempt: source = JAGGAER invoiceId and number);
+4. success: ``ledger.finish(posted, target_id=EntryID, target_ref=EntryNumber)``;
+5. Exact refused it (a validation error, HTTP 500 with Exact's body, or 400): ``quarantined`` with Exact's message
+   — never sent again blindly (Exact blocks apps that collect errors); any other refusal (403, 404, 409, ...):
+   ``failed``, not picked up again either (``POST_STATES``) until the invoice changes in JAGGAER or an admin
+   requeues it;
+6. outcome unknown (dropped connection, timeout, 5xx without a body): searched as in 1; not found ⇒ posted again
+   (once in this run; else left ``posting``).
 
-An invoice found in ``posting`` when a run starts (a worker died mid-post, a response was lost) is searched the
-same way before anything is sent. The search recognises our entry by ``ExternalLinkReference`` =
-``JAGGAER:<invoiceId>``; an entry with that ``YourRef`` and supplier but no external reference (keyed by hand)
-counts as the invoice being there.
+The search recognises our entry by ``ExternalLinkReference`` = ``JAGGAER:<invoiceId>`` (or, without one, by a
+``Description`` starting with ``JAGGAER <invoiceNumber>``). An entry with that ``YourRef`` and supplier and no
+external reference (keyed by hand) counts as the invoice only when its amount and entry date match the invoice's;
+otherwise the invoice is ``failed`` with a reason asking a person to check — never posted, never silently marked
+posted.
+
+**Division circuit breaker.** Exact blocks an app that collects more than 10 errors an hour per division and
+endpoint. A division-wide refusal (HTTP 401/403 — ``Reason`` ``DivisionBlocked``, ``NoDivisionAccess``,
+``LicenseExpired``, ``BlockedUser``, … — or 404 on the endpoint) stops the division's batch for the rest of the
+run (a retry of the post task sends nothing either): the invoice it came with is ``failed`` with Exact's answer
+(as any such refusal), the rest stay as they are (``pending``: posted by the first run after the cause is fixed),
+one alert is sent and the stop is counted ``failed`` (the run is red) and the invoices left ``not_sent``. Other
+error answers count too: after ``MAX_ERRORS_PER_RUN`` error answers in one run (all attempts of the post task; the
+audit log counts them) the division's batch stops the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ml_connector.errors import (
     AmbiguousWriteError,
@@ -34,6 +55,7 @@ from ml_connector.errors import (
     TransientError,
 )
 from ml_connector.exact import odata
+from ml_connector.flows import runtime
 from ml_connector.flows.invoice_poll.build import EntryInvalid, PlannedEntry, external_ref, plan_entry
 from ml_connector.flows.invoice_poll.common import (
     CHECK_PREFIX,
@@ -43,53 +65,186 @@ from ml_connector.flows.invoice_poll.common import (
     INVOICE_ENDPOINT,
     id_filter,
 )
-from ml_connector.flows.invoice_poll.invoice import Invoice, InvoiceDataError, parse_invoice
+from ml_connector.flows.invoice_poll.invoice import InvoiceDataError, parse_invoice
 from ml_connector.flows.invoice_poll.master import MasterData
 from ml_connector.flows.runtime import FlowContext, Outcomes
 from ml_connector.mappings.codes import CodeRules
 from ml_connector.mappings.vendors import JaggaerVendor, find_link
 from ml_connector.store import ledger
 from ml_connector.store.db import session_scope
-from ml_connector.store.models import LedgerEntry, StagedRecord
+from ml_connector.store.models import AuditLog, LedgerEntry, StagedRecord
 
 #: What post picks up: new and released invoices, and those an earlier attempt left ``posting`` (looked up in Exact
 #: before anything is sent). Never ``failed``: Exact refused those (403, 404, 409, ...) and the same request would be
 #: refused again, so they wait until the invoice changes in JAGGAER or an admin requeues them (invariant 5).
 POST_STATES = ("posting", "pending")
-SEARCH_SELECT = "EntryID,EntryNumber,YourRef,Supplier,ExternalLinkReference,Description"
+SEARCH_SELECT = "EntryID,EntryNumber,YourRef,Supplier,ExternalLinkReference,Description,AmountFC,EntryDate"
 #: Exact's answers that mean "this entry is wrong" (a validation error): quarantine, never resend as is.
 VALIDATION_STATUSES = (400, 500)
+#: Exact's answers that refuse the whole division (or app) rather than this entry: stop the division's batch.
+DIVISION_WIDE_STATUSES = (401, 403, 404)
+#: Error answers from Exact per division and run (all attempts of the post task) after which posting stops.
+MAX_ERRORS_PER_RUN = 3
+#: Audit actions: the POST (written by the hook), a refused search, the breaker.
+POST_ACTION = "post_purchase_entry"
+SEARCH_ACTION = "search_purchase_entry"
+STOP_ACTION = "division_stopped"
+#: A hand-keyed entry's date may be stored as midnight in Exact's time zone: accept this far from UTC midnight.
+_DATE_SLACK_S = 14 * 3600
 
 
-def find_entry(hook: Any, division: int, your_refs: list[str], supplier_id: str, ext_ref: str) -> dict[str, Any] | None:
-    """The purchase entry of this invoice in Exact, if there is one (see the module docstring)."""
+class DivisionStopped(Exception):
+    """The division's batch stops for this run (circuit breaker). ``current_done``: the invoice being worked on has
+    its outcome already (e.g. ``failed`` with Exact's refusal); else it is left as it was, like the rest."""
+
+    def __init__(self, reason: str, status: int | None = None, *, current_done: bool = False) -> None:
+        self.reason = reason
+        self.status = status
+        self.current_done = current_done
+        super().__init__(reason)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a write went (or goes): what a search after an ambiguous outcome looks for."""
+
+    division: int
+    supplier: str
+    your_ref: str | None = None
+    amount: str | None = None  # the entry's total (net + VAT) in the invoice currency
+    entry_date: str | None = None  # ISO date
+    invoice_number: str | None = None
+
+    @classmethod
+    def of(cls, planned: PlannedEntry) -> Target:
+        return cls(
+            division=planned.division,
+            supplier=planned.supplier_id,
+            your_ref=planned.your_ref,
+            amount=str(planned.total),
+            entry_date=planned.entry_date.isoformat(),
+            invoice_number=planned.invoice_number,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "supplier": self.supplier,
+            "your_ref": self.your_ref,
+            "amount": self.amount,
+            "entry_date": self.entry_date,
+            "invoice_number": self.invoice_number,
+        }
+
+
+@dataclass(frozen=True)
+class Match:
+    """What a search found: ``ours`` (our reference), ``by_hand`` (keyed by hand, same amount and date) or
+    ``unclear`` (keyed by hand, amount or date differ or cannot be compared)."""
+
+    kind: str
+    row: dict[str, Any]
+    note: str = ""
+
+
+def _amount(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value)).quantize(Decimal("0.01")) if value is not None and value != "" else None
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _same_day(value: Any, day: str | None) -> bool:
+    if not day:
+        return False
+    try:
+        when = odata.parse_date(value)
+        midnight = datetime.combine(date.fromisoformat(day), datetime.min.time(), tzinfo=UTC)
+    except ValueError:
+        return False
+    return when is not None and abs((when - midnight).total_seconds()) <= _DATE_SLACK_S
+
+
+def _ours(row: Mapping[str, Any], ext_ref: str, invoice_number: str | None) -> bool:
+    ext = (row.get("ExternalLinkReference") or "").strip()
+    if ext:
+        return ext == ext_ref
+    if not invoice_number:
+        return False
+    description = str(row.get("Description") or "")
+    prefix = f"JAGGAER {invoice_number}"
+    return description == prefix or description.startswith(prefix + " ")
+
+
+def find_entry(
+    hook: Any,
+    division: int,
+    your_refs: list[str],
+    supplier_id: str,
+    ext_ref: str,
+    *,
+    invoice_number: str | None = None,
+    amount: str | None = None,
+    entry_date: str | None = None,
+) -> Match | None:
+    """The purchase entry of this invoice in Exact, if there is one (see the module docstring). Every ``YourRef``
+    is looked at before a hand-keyed entry is accepted, so our own entry wins over one keyed by hand."""
+    by_hand: list[dict[str, Any]] = []
     for your_ref in your_refs:
         flt = f"YourRef eq {odata.string(your_ref)} and Supplier eq {odata.guid(supplier_id)}"
         rows = list(hook.iter_collection(division, INVOICE_ENDPOINT, select=SEARCH_SELECT, filter=flt))
-        ours = [r for r in rows if (r.get("ExternalLinkReference") or "") == ext_ref]
-        if ours:
-            return ours[0]
-        by_hand = [r for r in rows if not r.get("ExternalLinkReference")]
-        if by_hand:
-            return by_hand[0]
-    return None
+        for row in rows:
+            if _ours(row, ext_ref, invoice_number):
+                return Match("ours", row)
+        by_hand += [r for r in rows if not (r.get("ExternalLinkReference") or "").strip()]
+    if not by_hand:
+        return None
+    want = _amount(amount)
+    for row in by_hand:
+        if want is not None and _amount(row.get("AmountFC")) == want and _same_day(row.get("EntryDate"), entry_date):
+            return Match("by_hand", row)
+    row = by_hand[0]
+    got_day = odata.parse_date(row.get("EntryDate")) if row.get("EntryDate") else None
+    note = (
+        f"Exact entry {row.get('EntryNumber')} (YourRef {row.get('YourRef')!r}, same supplier, no JAGGAER reference: "
+        f"keyed by hand?) has amount {row.get('AmountFC')} and date {got_day.date() if got_day else '?'}; "
+        f"this invoice: {amount or '?'} on {entry_date or '?'}"
+    )
+    return Match("unclear", row, note)
 
 
-def _your_refs(ctx: FlowContext, source_id: str, current: str | None) -> list[str]:
-    """Every ``YourRef`` this invoice had (the current one first): a version posted before an edit is found too."""
-    refs: list[str] = [current] if current else []
+def _your_refs(ctx: FlowContext, source_id: str, first: list[str | None]) -> list[str]:
+    """Every ``YourRef`` this invoice had (``first`` first): a version posted before an edit is found too."""
+    refs: list[str] = []
+    for ref in first:
+        if ref and ref.strip() and ref.strip() not in refs:
+            refs.append(ref.strip())
     with session_scope(ctx.engine) as s:
         for payload in s.scalars(
-            select(StagedRecord.payload).where(
+            select(StagedRecord.payload)
+            .where(
                 StagedRecord.tenant == ctx.tenant.name,
                 StagedRecord.flow == FLOW,
                 StagedRecord.source_id == source_id,
             )
+            .order_by(StagedRecord.id)
         ):
             ref = ((payload or {}).get("header") or {}).get("supplierInvoiceNumber")
             if ref and str(ref).strip() not in refs:
                 refs.append(str(ref).strip())
     return refs
+
+
+def _vendor(payload: Mapping[str, Any]) -> JaggaerVendor:
+    supplier = (payload.get("header") or {}).get("supplier") or {}
+    return JaggaerVendor(
+        id=str(supplier.get("id")),
+        name=str(supplier.get("name") or ""),
+        supplier_number=str(supplier["supplierNumber"]).strip() if supplier.get("supplierNumber") else None,
+    )
+
+
+def _requeue_hint(ctx: FlowContext, source_id: str) -> str:
+    return f"`mlc ledger requeue --tenant {ctx.tenant.name} --flow {FLOW} {source_id}`"
 
 
 class Poster:
@@ -100,6 +255,33 @@ class Poster:
         self.out = Outcomes()
         with session_scope(ctx.engine) as s:
             self.rules = CodeRules.load(s, ctx.tenant)
+            # the breaker's memory across attempts of this run's post task: error answers and an earlier stop
+            self.errors = int(
+                s.scalar(
+                    select(func.count()).where(
+                        AuditLog.tenant == ctx.tenant.name,
+                        AuditLog.flow == FLOW,
+                        AuditLog.run_id == ctx.run_id,
+                        AuditLog.division == division,
+                        AuditLog.action.in_([POST_ACTION, SEARCH_ACTION]),
+                        AuditLog.http_status >= 400,
+                        AuditLog.http_status != 429,
+                    )
+                )
+                or 0
+            )
+            self.stopped: str | None = s.scalar(
+                select(AuditLog.message)
+                .where(
+                    AuditLog.tenant == ctx.tenant.name,
+                    AuditLog.flow == FLOW,
+                    AuditLog.run_id == ctx.run_id,
+                    AuditLog.division == division,
+                    AuditLog.action == STOP_ACTION,
+                )
+                .order_by(AuditLog.id)
+                .limit(1)
+            )
 
     @property
     def hook(self) -> Any:
@@ -107,12 +289,80 @@ class Poster:
 
     def master(self) -> MasterData:
         if self._master is None:
-            self._master = MasterData.load(self.hook, self.division)
+            try:
+                self._master = MasterData.load(self.hook, self.division)
+            except RejectedError as exc:
+                self._refused(exc, what="reading its master data")
+                raise
         return self._master
 
+    # -- the batch -----------------------------------------------------------------------------------------------
+    def run(self, entry_ids: list[int]) -> None:
+        if self.stopped:
+            self._count_stop(self.stopped, len(entry_ids))
+            return
+        for n, entry_id in enumerate(entry_ids):
+            try:
+                if self.errors >= MAX_ERRORS_PER_RUN:
+                    raise DivisionStopped(
+                        f"{self.errors} error answers from Exact for division {self.division} in this run"
+                    )
+                self.post_one(entry_id)
+            except DivisionStopped as stop:
+                self._stop(stop, len(entry_ids) - n - (1 if stop.current_done else 0))
+                return
+
+    def _stop(self, stop: DivisionStopped, left: int) -> None:
+        ctx = self.ctx
+        reason = (
+            f"posting to Exact division {self.division} stopped for this run: {stop.reason}. Exact blocks apps "
+            "that collect errors, so nothing more is sent to this division until the next run"
+        )
+        with session_scope(ctx.engine) as s:
+            s.add(
+                AuditLog(
+                    tenant=ctx.tenant.name,
+                    flow=FLOW,
+                    action=STOP_ACTION,
+                    division=self.division,
+                    http_status=stop.status,
+                    outcome="stopped",
+                    message=reason[:4000],
+                    run_id=ctx.run_id,
+                    attempt=1,
+                )
+            )
+        self._count_stop(reason, left)
+        runtime.send_alert(
+            ctx.tenant,
+            f"{ctx.tenant.name}/{FLOW}/division {self.division}: posting stopped, Exact refused",
+            f"Run {ctx.run_id}: {reason}.\n{left} invoice(s) of division {self.division} were left waiting "
+            "(pending); they are posted by the first run after the cause is fixed (e.g. division access or "
+            "licence in Exact, or the app's blocked status).",
+        )
+
+    def _count_stop(self, reason: str, left: int) -> None:
+        self.out.add("failed", f"division {self.division}", detail=f"division {self.division}: {reason}")
+        if left:
+            self.out.add("not_sent", n=left)
+
     # -- one invoice ---------------------------------------------------------------------------------------------
-    def found(self, entry_id: int, number: str, row: Mapping[str, Any], how: str) -> None:
+    def _load(self, entry_id: int) -> tuple[LedgerEntry, dict[str, Any], str | None] | None:
+        """The entry as it is now (expunged), its newest staged version and its vendor's Exact account."""
+        with session_scope(self.ctx.engine) as s:
+            entry = s.get(LedgerEntry, entry_id)
+            if entry is None:
+                return None
+            payload = ledger.staged_payload(s, entry)
+            link = find_link(s, self.ctx.tenant.name, self.division, _vendor(payload))
+            s.expunge(entry)
+            return entry, payload, (link.exact_account_id if link is not None else None)
+
+    def found(self, entry_id: int, number: str, match: Match, how: str) -> None:
+        row = match.row
         target_ref = str(row.get("EntryNumber")) if row.get("EntryNumber") is not None else None
+        if match.kind == "by_hand":
+            how += " (an entry keyed by hand with the same YourRef, supplier, amount and date)"
         ledger.finish(
             self.ctx.engine,
             entry_id,
@@ -124,93 +374,253 @@ class Poster:
         )
         self.out.add("posted", number, detail=f"invoice {number}: {how} (entry {target_ref})")
 
-    def search(self, source_id: str, invoice: Invoice, supplier_id: str) -> dict[str, Any] | None:
-        refs = _your_refs(self.ctx, source_id, invoice.supplier_invoice_number)
-        return find_entry(self.hook, self.division, refs, supplier_id, external_ref(invoice.invoice_id))
+    def unclear(self, entry_id: int, source_id: str, number: str, match: Match) -> None:
+        reason = (
+            f"an earlier attempt's outcome is unknown and Exact holds an entry that may be this invoice: "
+            f"{match.note}. Not posted again and not marked posted: check in Exact whether that entry is this "
+            f"invoice (if it is, nothing needs posting; if not, post it by hand or correct the Exact entry, then "
+            f"{_requeue_hint(self.ctx, source_id)})"
+        )
+        ledger.finish(self.ctx.engine, entry_id, "failed", reason=reason, run_id=self.ctx.run_id)
+        self.out.add("failed", number, detail=f"invoice {number}: {reason}")
 
-    def post_one(self, entry_id: int, source_id: str, state: str, invoice: Invoice, supplier_id: str) -> None:
-        ctx, number = self.ctx, invoice.invoice_number
-        searched = False
-        if state == "posting":
-            # a previous attempt's outcome is unknown: look before sending anything
-            row = self.search(source_id, invoice, supplier_id)
-            searched = True
-            if row is not None:
-                self.found(entry_id, number, row, "found in Exact after an interrupted attempt")
-                return
+    def search(self, entry: LedgerEntry, target: Target, number: str) -> Match | None:
+        refs = _your_refs(self.ctx, entry.source_id, [target.your_ref])
         try:
-            planned = plan_entry(
-                invoice, division=self.division, supplier_id=supplier_id, rules=self.rules, master=self.master()
+            return find_entry(
+                self.hook,
+                target.division,
+                refs,
+                target.supplier,
+                external_ref(entry.source_id),
+                invoice_number=target.invoice_number or entry.source_ref,
+                amount=target.amount,
+                entry_date=target.entry_date,
             )
-        except EntryInvalid as exc:
-            with session_scope(ctx.engine) as s:
-                entry = s.get(LedgerEntry, entry_id)
-                ledger.transition(s, entry, "quarantined", reason=f"{CHECK_PREFIX}{exc}", run_id=ctx.run_id)
-            self.out.add("quarantined", number, detail=f"invoice {number}: {exc}")
+        except RejectedError as exc:
+            self._audit_search_error(entry, target.division, number, exc)
+            self._refused(exc, what="looking up an invoice")
+            raise
+
+    def _audit_search_error(self, entry: LedgerEntry, division: int, number: str, exc: RejectedError) -> None:
+        with session_scope(self.ctx.engine) as s:
+            s.add(
+                AuditLog(
+                    tenant=self.ctx.tenant.name,
+                    flow=FLOW,
+                    action=SEARCH_ACTION,
+                    division=division,
+                    source_id=entry.source_id,
+                    source_ref=number,
+                    method="GET",
+                    url=INVOICE_ENDPOINT,
+                    http_status=exc.status,
+                    outcome="rejected",
+                    message=exc.message[:4000],
+                    run_id=self.ctx.run_id,
+                    attempt=max(entry.attempts, 1),
+                )
+            )
+
+    def _refused(self, exc: RejectedError, *, what: str, current_done: bool = False) -> None:
+        """Count an error answer; a division-wide one stops the batch (raises :class:`DivisionStopped`)."""
+        self.errors += 1
+        if exc.status in DIVISION_WIDE_STATUSES:
+            raise DivisionStopped(
+                f"Exact refused division {self.division} while {what} (HTTP {exc.status}: {exc.message})",
+                exc.status,
+                current_done=current_done,
+            ) from exc
+
+    def _target(self, entry: LedgerEntry, planned: PlannedEntry | None, account: str | None) -> Target | None:
+        """Where an earlier write went: as kept when it was sent, else (entries from before that was kept) where
+        this version would go."""
+        kept = entry.attempt_target or {}
+        if kept.get("supplier"):
+            division = entry.attempt_division if entry.attempt_division is not None else self.division
+            return Target(
+                division=int(division),
+                supplier=str(kept["supplier"]),
+                your_ref=kept.get("your_ref"),
+                amount=kept.get("amount"),
+                entry_date=kept.get("entry_date"),
+                invoice_number=kept.get("invoice_number"),
+            )
+        if planned is not None:
+            return Target.of(planned)
+        if account:
+            return Target(division=self.division, supplier=account, invoice_number=entry.source_ref)
+        return None
+
+    def post_one(self, entry_id: int) -> None:
+        ctx = self.ctx
+        loaded = self._load(entry_id)
+        if loaded is None:
+            return
+        entry, payload, account = loaded
+        source_id = entry.source_id
+        number = entry.source_ref or source_id
+        if entry.state not in POST_STATES or entry.division != self.division:
+            ctx.logger.info(
+                "invoice %s: now %s in division %s (changed since the batch was listed); skipped",
+                number,
+                entry.state,
+                entry.division,
+            )
             return
 
-        begun, was_posting = ledger.begin_post(ctx.engine, entry_id, ctx.run_id)
-        if was_posting and not searched:
-            row = self.search(source_id, invoice, supplier_id)
-            if row is not None:
-                self.found(entry_id, number, row, "found in Exact after an interrupted attempt")
-                return
-        self._send(entry_id, source_id, invoice, supplier_id, planned, was_posting=was_posting, attempt=begun.attempts)
+        planned: PlannedEntry | None = None
+        problem: str | None = None
+        try:
+            invoice = parse_invoice(payload)
+            number = invoice.invoice_number
+            if account:
+                planned = plan_entry(
+                    invoice, division=self.division, supplier_id=account, rules=self.rules, master=self.master()
+                )
+        except InvoiceDataError as exc:
+            problem = f"{DATA_PREFIX}{exc}"
+        except EntryInvalid as exc:
+            problem = f"{CHECK_PREFIX}{exc}"
 
-    def _send(
-        self,
-        entry_id: int,
-        source_id: str,
-        invoice: Invoice,
-        supplier_id: str,
-        planned: PlannedEntry,
-        *,
-        was_posting: bool,
-        attempt: int,
-    ) -> None:
-        ctx, number = self.ctx, invoice.invoice_number
-        audit_ctx = ctx.audit_ctx(
-            "post_purchase_entry", division=self.division, source_id=invoice.invoice_id, source_ref=number
-        )
+        searched = False
+        if ledger.unresolved(entry):
+            # an earlier write may have reached Exact: look where it went before anything else
+            target = self._target(entry, planned, account)
+            if target is None:
+                ctx.logger.warning(
+                    "invoice %s: an earlier attempt's outcome is unknown and its vendor is not mapped; left %s",
+                    number,
+                    entry.state,
+                )
+                return
+            try:
+                match = self.search(entry, target, number)
+            except RejectedError as exc:
+                self.out.add(
+                    "failed",
+                    number,
+                    detail=f"invoice {number}: could not look it up in Exact ({exc}); left {entry.state}",
+                )
+                return
+            searched = True
+            if match is not None and match.kind in ("ours", "by_hand"):
+                self.found(entry_id, number, match, "found in Exact after an interrupted attempt")
+                return
+            if match is not None:
+                self.unclear(entry_id, source_id, number, match)
+                return
+
+        if not account:
+            ctx.logger.warning("invoice %s: vendor not mapped yet; left for the map stage", number)
+            return
+        if problem is not None:
+            if entry.state == "posting":
+                # never parked without an answer from Exact: it stays posting (a person must look), counted failed
+                self.out.add(
+                    "failed",
+                    number,
+                    detail=(
+                        f"invoice {number}: left in posting (an earlier attempt's outcome is unknown"
+                        f"{', and Exact holds no entry for it' if searched else ''}); its current version cannot "
+                        f"be posted: {problem}"
+                    ),
+                )
+                return
+            with session_scope(ctx.engine) as s:
+                current = s.get(LedgerEntry, entry_id, with_for_update=True)
+                if current is None or current.state != entry.state or current.staged_hash != entry.staged_hash:
+                    return  # changed meanwhile
+                ledger.transition(s, current, "quarantined", reason=problem, run_id=ctx.run_id)
+            self.out.add("quarantined", number, detail=f"invoice {number}: {problem}")
+            return
+        assert planned is not None
+
+        try:
+            begun, _ = ledger.begin_post(
+                ctx.engine,
+                entry_id,
+                ctx.run_id,
+                states=(entry.state,),
+                staged_hash=entry.staged_hash,
+                target=Target.of(planned).to_json(),
+                division=planned.division,
+            )
+        except ledger.StateChanged as exc:
+            ctx.logger.info("invoice %s: %s; skipped", number, exc)
+            return
+        self._send(entry_id, source_id, number, planned, attempt=begun.attempts)
+
+    def _send(self, entry_id: int, source_id: str, number: str, planned: PlannedEntry, *, attempt: int) -> None:
+        ctx = self.ctx
+        audit_ctx = ctx.audit_ctx(POST_ACTION, division=self.division, source_id=source_id, source_ref=number)
         audit_ctx.attempt = attempt  # the ledger's attempt number for this invoice
-        for attempt in (1, 2):
+        target = Target.of(planned)
+        for attempt_here in (1, 2):
             try:
                 created = self.hook.post(self.division, INVOICE_ENDPOINT, planned.body(), audit_ctx=audit_ctx)
             except RejectedError as exc:
                 if exc.status in VALIDATION_STATUSES:
                     reason = (
                         f"{EXACT_PREFIX}{exc.message} — fix the cause in Exact (or the invoice in JAGGAER), then "
-                        f"`mlc ledger requeue --tenant {ctx.tenant.name} --flow {FLOW} {source_id}`"
+                        f"{_requeue_hint(ctx, source_id)}"
                     )
-                    state, outcome = "quarantined", "quarantined"
+                    state = "quarantined"
                 else:
                     reason = (
                         f"Exact answered HTTP {exc.status}: {exc.message} — not sent again as is; fix the cause, then "
-                        f"`mlc ledger requeue --tenant {ctx.tenant.name} --flow {FLOW} {source_id}`"
+                        f"{_requeue_hint(ctx, source_id)}"
                     )
-                    state, outcome = "failed", "failed"
-                ledger.finish(ctx.engine, entry_id, state, reason=reason, run_id=ctx.run_id)
-                self.out.add(outcome, number, detail=f"invoice {number}: {reason}")
+                    state = "failed"
+                ledger.finish(ctx.engine, entry_id, state, reason=reason, run_id=ctx.run_id, clear_target=True)
+                self.out.add(state, number, detail=f"invoice {number}: {reason}")
+                # counts the error; a division-wide refusal (403, 404, ...) stops the batch here
+                self._refused(exc, what=f"posting invoice {number}", current_done=True)
                 return
             except AmbiguousWriteError as exc:
+                if exc.status is not None and exc.status >= 400:
+                    self.errors += 1
                 ctx.logger.warning("invoice %s: %s; looking in Exact before sending again", number, exc)
-                row = self.search(source_id, invoice, supplier_id)
-                if row is not None:
-                    self.found(entry_id, number, row, "posted; the answer was lost, found in Exact")
+                try:
+                    match = find_entry(
+                        self.hook,
+                        target.division,
+                        _your_refs(ctx, source_id, [target.your_ref]),
+                        target.supplier,
+                        planned.external_ref,
+                        invoice_number=planned.invoice_number,
+                        amount=target.amount,
+                        entry_date=target.entry_date,
+                    )
+                except RejectedError as search_exc:
+                    entry = _expunged(ctx, entry_id)
+                    if entry is not None:
+                        self._audit_search_error(entry, target.division, number, search_exc)
+                    self.out.add(
+                        "ambiguous",
+                        number,
+                        detail=f"invoice {number}: outcome unknown ({exc}) and the search failed ({search_exc})",
+                    )
+                    self._refused(search_exc, what=f"looking up invoice {number}", current_done=True)
                     return
-                if attempt == 1:
+                if match is not None and match.kind in ("ours", "by_hand"):
+                    self.found(entry_id, number, match, "posted; the answer was lost, found in Exact")
+                    return
+                if match is not None:
+                    self.unclear(entry_id, source_id, number, match)
+                    return
+                if attempt_here == 1 and self.errors < MAX_ERRORS_PER_RUN:
                     continue
                 self.out.add(
                     "ambiguous",
                     number,
-                    detail=f"invoice {number}: outcome unknown twice ({exc}); the next run looks in Exact first",
+                    detail=f"invoice {number}: outcome unknown ({exc}); the next run looks in Exact first",
                 )
                 return
             except (TokenChainBroken, RateBudgetExhausted):
-                # nothing was processed by Exact (a 401 or a budget stop): the invoice simply waits - unless an
-                # earlier attempt's outcome is still unknown, which the next run must look up first
-                if not was_posting and attempt == 1:
-                    ledger.finish(ctx.engine, entry_id, "pending", reason="not sent", run_id=ctx.run_id)
+                # nothing was processed by Exact (a 401 or a budget stop), and any earlier write of this invoice
+                # was looked up before this one: the invoice simply waits
+                ledger.finish(ctx.engine, entry_id, "pending", reason="not sent", run_id=ctx.run_id, clear_target=True)
                 raise
             except TransientError:
                 # outcome unknown (e.g. still rate limited after waiting): stays posting, looked up next time
@@ -228,6 +638,14 @@ class Poster:
             return
 
 
+def _expunged(ctx: FlowContext, entry_id: int) -> LedgerEntry | None:
+    with session_scope(ctx.engine) as s:
+        entry = s.get(LedgerEntry, entry_id)
+        if entry is not None:
+            s.expunge(entry)
+        return entry
+
+
 def post(ctx: FlowContext, master: Mapping[str, Any] | None = None) -> Outcomes:
     """The post stage for ``ctx.division``. ``master``: the validate task's master data (read again if absent)."""
     out = Outcomes()
@@ -235,39 +653,14 @@ def post(ctx: FlowContext, master: Mapping[str, Any] | None = None) -> Outcomes:
         return out
     division = ctx.division
     assert division is not None, "post runs per division"
-    tenant = ctx.tenant.name
-    work: list[tuple[int, str, str, dict[str, Any], str | None]] = []
     with session_scope(ctx.engine) as s:
-        found = ledger.entries(s, tenant, FLOW, states=POST_STATES, division=division, source_ids=id_filter(ctx))
+        found = ledger.entries(
+            s, ctx.tenant.name, FLOW, states=POST_STATES, division=division, source_ids=id_filter(ctx)
+        )
         found.sort(key=lambda e: (e.state != "posting", e.id))  # resolve the ambiguous ones first
-        for e in found:
-            payload = ledger.staged_payload(s, e)
-            supplier = (payload.get("header") or {}).get("supplier") or {}
-            link = find_link(
-                s,
-                tenant,
-                division,
-                JaggaerVendor(
-                    id=str(supplier.get("id")),
-                    name=str(supplier.get("name") or ""),
-                    supplier_number=str(supplier["supplierNumber"]).strip() if supplier.get("supplierNumber") else None,
-                ),
-            )
-            work.append((e.id, e.source_id, e.state, payload, link.exact_account_id if link is not None else None))
+        work = [e.id for e in found]
     if not work:
         return out
     poster = Poster(ctx, division, MasterData.from_dict(dict(master)) if master else None)
-    for entry_id, source_id, state, payload, account in work:
-        try:
-            invoice = parse_invoice(payload)
-        except InvoiceDataError as exc:
-            with session_scope(ctx.engine) as s:
-                entry = s.get(LedgerEntry, entry_id)
-                ledger.transition(s, entry, "quarantined", reason=f"{DATA_PREFIX}{exc}", run_id=ctx.run_id)
-            poster.out.add("quarantined", source_id, detail=f"invoice {source_id}: {exc}")
-            continue
-        if not account:
-            ctx.logger.warning("invoice %s: vendor not mapped yet; left for the map stage", invoice.invoice_number)
-            continue
-        poster.post_one(entry_id, source_id, state, invoice, account)
+    poster.run(work)
     return poster.out

@@ -272,7 +272,16 @@ class VendorResolver:
                     ctx.engine, entry_id, "posted", target_id=found.id, target_ref=found.code, run_id=ctx.run_id
                 )
                 return self._link_created(jv, found)
-        begun, was_posting = ledger.begin_post(ctx.engine, entry_id, ctx.run_id)
+        try:
+            begun, was_posting = ledger.begin_post(
+                ctx.engine, entry_id, ctx.run_id, states=("pending", "posting", "failed")
+            )
+        except ledger.StateChanged as exc:  # another run moved it meanwhile: leave it to that run, retry next time
+            return Resolution(
+                "held",
+                reason=f"creating {jv.label()} in Exact division {division} is being handled by another run "
+                f"(state {exc.state}); it is retried on the next run",
+            )
         if was_posting and state != "posting":  # someone else started it meanwhile
             found = self._find_created(jv, code)
             if found is not None:
