@@ -5,11 +5,18 @@
 - ``failure_callback(tenant_name)`` is a task ``on_failure_callback``: it names the DAG, task, run and error, and for
   a dead Exact token chain sends ``token_failure_alert`` instead (unless that chain's alert already went out when
   the chain broke).
-- ``token_failure_alert(tenant, exc)`` says which tenant must reconnect and exactly how (CLI and UI).
+- ``token_failure_alert(tenant, exc)`` says which tenant must reconnect to Exact Online and exactly how (CLI and UI),
+  or, for ``exc.system == "jaggaer"``, which Airflow connection JAGGAER refused and how to fix it.
 
-E-mail goes through the smtp provider's ``SmtpHook`` (connection ``alerts.smtp_conn_id``); Slack and webhooks are a
-JSON POST through the http provider's ``HttpHook`` to the host of the named HTTP connection (for Slack, an incoming
-webhook URL). Providers are imported only when a channel needs them.
+E-mail goes through the smtp provider's ``SmtpHook`` (connection ``alerts.smtp_conn_id``). Slack: the incoming
+webhook URL carries its secret in the path, so the HTTP connection ``alerts.slack_conn_id`` holds it in its
+**password** (encrypted by Airflow), either the whole URL or the part after the host
+(``T…/B…/…`` with host ``https://hooks.slack.com/services``); the URL is built at send time, registered with
+Airflow's secret masker, and sent with ``requests`` (no log line ever names it). A connection with the whole URL in
+its host still works but is warned about (the host is stored unencrypted). The generic webhook is a JSON POST
+through the http provider's ``HttpHook`` to the host of ``alerts.webhook_conn_id`` (login/password as basic auth).
+A failing channel is logged with the exception's type (and HTTP status) only: exception texts of HTTP libraries
+quote the URL. Providers are imported only when a channel needs them.
 """
 
 from __future__ import annotations
@@ -71,10 +78,27 @@ def _deliver_email(tenant: TenantConfig, subject: str, body: str) -> None:
         hook.send_email_smtp(to=list(tenant.alerts.email_to), subject=subject, html_content=content)
 
 
+def _mask(*secrets: str | None) -> None:
+    """Register secrets with Airflow's secret masker (task logs); harmless where Airflow's SDK is missing."""
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - Airflow without the task SDK
+        return
+    for secret in secrets:
+        if secret:
+            try:
+                mask_secret(secret)
+            except Exception:  # pragma: no cover - masking must never stop an alert
+                log.debug("could not register a secret with the masker", exc_info=True)
+
+
 def _post_json(conn_id: str, payload: dict[str, Any]) -> None:
     from airflow.providers.http.hooks.http import HttpHook
 
     hook = HttpHook(method="POST", http_conn_id=conn_id)
+    conn = hook.get_connection(conn_id)
+    if conn.host and "/" in conn.host.split("://", 1)[-1]:
+        _mask(conn.host)  # a path in a webhook URL may carry a token
     hook.run(
         endpoint=None,
         json=payload,
@@ -83,9 +107,57 @@ def _post_json(conn_id: str, payload: dict[str, Any]) -> None:
     )
 
 
+def slack_webhook_url(conn_id: str) -> str:
+    """The Slack incoming-webhook URL of HTTP connection ``conn_id``, registered with the secret masker.
+
+    The secret lives in the connection's **password**: the whole URL (``https://hooks.slack.com/services/T…/B…/…``)
+    or the part after the host (``T…/B…/…``, host ``https://hooks.slack.com/services``). A URL in the host alone (the
+    old way) still works, with a warning: Airflow stores the host unencrypted and shows it in the UI.
+    """
+    from ml_connector.errors import ConfigError
+
+    try:
+        from airflow.sdk import BaseHook
+    except ImportError:  # pragma: no cover - older Airflow
+        from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
+
+    conn = BaseHook.get_connection(conn_id)
+    host = (conn.host or "").strip()
+    secret = (conn.password or "").strip()
+    if secret.startswith(("https://", "http://")):
+        url = secret
+    elif secret:
+        if not host:
+            raise ConfigError(
+                f"connection {conn_id!r}: host is empty; set it to https://hooks.slack.com/services (the password "
+                "holds the rest of the webhook URL)"
+            )
+        scheme, _, rest = host.rpartition("://")
+        netloc, _, path = rest.partition("/")
+        if conn.port and ":" not in netloc:
+            netloc = f"{netloc}:{conn.port}"
+        base = f"{scheme or conn.schema or 'https'}://{netloc}/{path}"
+        url = f"{base.rstrip('/')}/{secret.lstrip('/')}"
+    elif host:
+        url = host if "://" in host else f"https://{host}"
+        log.warning(
+            "connection %s: the Slack webhook URL is in the connection's host, which Airflow stores unencrypted; "
+            "put the URL (or the part after https://hooks.slack.com/services/) in the password instead",
+            conn_id,
+        )
+    else:
+        raise ConfigError(f"connection {conn_id!r}: no Slack webhook URL (set the password to the webhook URL)")
+    _mask(url, secret, host if not secret else None)
+    return url
+
+
 def _deliver_slack(tenant: TenantConfig, subject: str, body: str) -> None:
+    import requests
+
     assert tenant.alerts.slack_conn_id
-    _post_json(tenant.alerts.slack_conn_id, {"text": f"*{subject}*\n```{body}```"})
+    url = slack_webhook_url(tenant.alerts.slack_conn_id)
+    response = requests.post(url, json={"text": f"*{subject}*\n```{body}```"}, timeout=10)
+    response.raise_for_status()
 
 
 def _deliver_webhook(tenant: TenantConfig, subject: str, body: str) -> None:
@@ -112,14 +184,42 @@ def send_alert(tenant: TenantConfig, subject: str, body: str) -> None:
         try:
             deliver(tenant, full_subject, body)
         except Exception as exc:
-            log.error("tenant %s: alert over %s failed: %s: %s", tenant.name, channel, type(exc).__name__, exc)
+            # Only the type (and HTTP status): the texts of HTTP exceptions quote the URL, and a webhook URL holds
+            # its secret.
+            log.error("tenant %s: alert over %s failed: %s", tenant.name, channel, _failure(exc))
+
+
+def _failure(exc: BaseException) -> str:
+    """What may be logged about a failed delivery: the exception type, the HTTP status, a ConfigError's text."""
+    from ml_connector.errors import ConfigError
+
+    if isinstance(exc, ConfigError):
+        return f"{type(exc).__name__}: {exc}"
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return f"{type(exc).__name__} (HTTP {status})" if status else type(exc).__name__
 
 
 def token_failure_alert(tenant: TenantConfig, exc: TokenChainBroken) -> None:
-    """The alert for a dead Exact token chain: what happened, what stops, how to reconnect.
+    """The alert for a dead Exact token chain (what happened, what stops, how to reconnect), or for credentials
+    JAGGAER refused (``exc.system == "jaggaer"``: which connection, what stops, how to fix it).
 
     Marks ``exc.alerted`` so that ``failure_callback`` does not send the same alert again for this exception.
     """
+    if getattr(exc, "system", "exact") == "jaggaer":
+        conn_id = getattr(exc, "conn_id", None) or tenant.jaggaer.conn_id
+        body = (
+            f"JAGGAER refused the credentials of Airflow connection {conn_id!r} (tenant {tenant.name!r}):\n"
+            f"  {exc.reason}\n\n"
+            "Nothing is sent to JAGGAER and nothing is read from it until it is fixed; runs fail at once. "
+            "The Exact Online connection is not affected.\n\n"
+            f"{exc.how_to_fix}\n\n"
+            f"Fix the client id/secret (or XML Identity/SharedSecret) of connection {conn_id!r} in the Airflow UI\n"
+            f"(Admin > Connections, {ui_base_url()}/connections), check it with the connection's Test button or\n"
+            f"`mlc status --tenant {tenant.name}`, then clear the failed task."
+        )
+        send_alert(tenant, f"JAGGAER refused the credentials of connection {conn_id} (tenant {tenant.name})", body)
+        exc.alerted = True  # type: ignore[attr-defined]
+        return
     body = (
         f"The Exact Online connection of tenant {tenant.name!r} no longer works:\n"
         f"  {exc.reason}\n\n"

@@ -26,13 +26,39 @@ class ConfigError(ConnectorError):
 
 
 class TokenChainBroken(ConnectorError):
-    """The OAuth token chain is unusable; a person must reconnect the tenant."""
+    """Credentials or tokens of a vendor are unusable; a person must act (tasks fail at once, no retries).
 
-    def __init__(self, tenant: str, reason: str, how_to_fix: str | None = None):
+    ``system`` says whose: ``"exact"`` (default: the Exact token chain is dead or its client secret refused — the
+    tenant must reconnect) or ``"jaggaer"`` (JAGGAER refused the client id/secret or the XML Identity/SharedSecret
+    of ``conn_id`` — fix the Airflow connection, then clear the task). Alerts and ``flows.runtime.fail_fast``
+    word their message by it.
+    """
+
+    def __init__(
+        self,
+        tenant: str,
+        reason: str,
+        how_to_fix: str | None = None,
+        *,
+        system: str = "exact",
+        conn_id: str | None = None,
+    ):
         self.tenant = tenant
         self.reason = reason
-        self.how_to_fix = how_to_fix or f"Reconnect with: mlc exact connect --tenant {tenant}"
+        self.system = system
+        self.conn_id = conn_id
+        if how_to_fix is None and system == "jaggaer":
+            which = repr(conn_id) if conn_id else "jaggaer.conn_id of the tenant"
+            how_to_fix = f"Fix the credentials of Airflow connection {which} (type jaggaer), then clear the task"
+        elif how_to_fix is None:
+            how_to_fix = f"Reconnect with: mlc exact connect --tenant {tenant}"
+        self.how_to_fix = how_to_fix
         super().__init__(f"tenant {tenant!r}: {reason}. {self.how_to_fix}")
+
+    @property
+    def vendor(self) -> str:
+        """How people call the system: ``Exact Online`` or ``JAGGAER``."""
+        return "JAGGAER" if self.system == "jaggaer" else "Exact Online"
 
 
 class RejectedError(ConnectorError):

@@ -7,7 +7,9 @@
   5xx without a usable body) the caller gets ``AmbiguousWriteError`` and must look at the target first.
 - 429s wait as long as the vendor-specific ``on_429`` says (bounded), then try again; a 429 is a refusal
   before any processing, so this holds for writes too.
-- Every write attempt is handed to the audit sink; tokens never reach it.
+- Every write attempt is handed to the audit sink (before any error about it leaves ``send``, a 429 whose
+  ``on_429`` gives up included); tokens never reach it. A write about several records (``AuditContext.subjects``)
+  gets one row per record.
 """
 
 from __future__ import annotations
@@ -86,6 +88,10 @@ class AuditContext:
     run_id: str | None = None
     # The ledger's attempt number for this record; when unset, the HTTP attempt within this call is used.
     attempt: int | None = None
+    # A write about several records at once (a supplier batch): one ``(source_id, source_ref, target_ref)`` per
+    # record. When set, each write attempt gets one audit row per record (same status, outcome and message), so
+    # every record's history names the attempts that carried it.
+    subjects: tuple[tuple[str | None, str | None, str | None], ...] = ()
 
 
 class NullAudit:
@@ -145,7 +151,14 @@ def send(
 
         if response.status_code == 429 and on_429 is not None and rate_limited < policy.max_429_retries:
             rate_limited += 1
-            wait = max(0.0, min(on_429(response, rate_limited), policy.max_429_wait))
+            try:
+                wait = max(0.0, min(on_429(response, rate_limited), policy.max_429_wait))
+            except Exception as exc:
+                # on_429 gives up (e.g. the daily budget is spent): the attempt was still sent and answered 429,
+                # so its audit row is written before the error leaves.
+                if write:
+                    _audit(audit, audit_ctx, method, url, 429, "rate_limited", f"not retried: {exc}"[:500], attempt)
+                raise
             if write:
                 _audit(audit, audit_ctx, method, url, 429, "rate_limited", f"waiting {wait:.1f}s", attempt)
             log.info("%s %s: 429, waiting %.1fs", method, _strip_query(url), wait)
@@ -203,22 +216,24 @@ def _audit(
 ) -> None:
     if audit is None or ctx is None:
         return
-    audit.record(
-        AuditEvent(
-            tenant=ctx.tenant,
-            flow=ctx.flow,
-            action=ctx.action,
-            method=method,
-            url=_strip_query(url),
-            status=status,
-            outcome=outcome,
-            message=message[:2000],
-            source_id=ctx.source_id,
-            source_ref=ctx.source_ref,
-            target_id=target_id,
-            target_ref=ctx.target_ref,
-            division=ctx.division,
-            run_id=ctx.run_id,
-            attempt=ctx.attempt if ctx.attempt is not None else attempt,
+    subjects = ctx.subjects or ((ctx.source_id, ctx.source_ref, ctx.target_ref),)
+    for source_id, source_ref, target_ref in subjects:
+        audit.record(
+            AuditEvent(
+                tenant=ctx.tenant,
+                flow=ctx.flow,
+                action=ctx.action,
+                method=method,
+                url=_strip_query(url),
+                status=status,
+                outcome=outcome,
+                message=message[:2000],
+                source_id=source_id,
+                source_ref=source_ref,
+                target_id=target_id,
+                target_ref=target_ref,
+                division=ctx.division,
+                run_id=ctx.run_id,
+                attempt=ctx.attempt if ctx.attempt is not None else attempt,
+            )
         )
-    )

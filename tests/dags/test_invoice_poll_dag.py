@@ -231,3 +231,23 @@ def test_invoice_refused_by_exact_turns_the_run_red_and_is_not_resent(dag_world:
     run = _dag().test(logical_date=_logical_date_for(w.day + timedelta(days=1)))  # the next day's run
     assert run.state == DagRunState.SUCCESS
     assert _entry_posts(w) == [] and w.entries_for("DAG-403") == []
+
+
+def test_dry_run_previews_each_division_in_its_pooled_validate_task(dag_world: World) -> None:
+    """A dry run's Exact reads happen in the division tasks (pool ``mlc_exact__<tenant>__<division>``, shared with
+    the PO push), never in the unpooled ``extract`` task; nothing is posted or stored."""
+    from airflow.utils.state import DagRunState
+
+    w = dag_world
+    w.invoice(hour=9, supplier_invoice_number="DAG-DRY-1", lines=[{"unit_price": "12.00"}])
+    day = w.day.isoformat()
+    run = _dag().test(
+        logical_date=_logical_date_for(w.day), run_conf={"dry_run": True, "date_from": day, "date_to": day}
+    )
+    assert run.state == DagRunState.SUCCESS
+    assert "would_post" not in (_xcom(run, "extract") or {}).get("counts", {})
+    assert _xcom(run, f"division_{DIV_MFG}.validate")["counts"] == {"would_post": 1}
+    assert _xcom(run, "report")["counts"]["would_post"] == 1
+    assert w.entries() == [] and w.states() == {}
+    exact_paths = {c["path"] for c in w.exact.calls()["log"] if "/api/v1/" in c["path"]}
+    assert exact_paths and all(f"/{DIV_MFG}/" in p for p in exact_paths)

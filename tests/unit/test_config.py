@@ -90,3 +90,49 @@ def test_cli_prints_one_line_per_problem_and_exits_non_zero(tmp_path: Path) -> N
     assert len(lines) == 6
     assert all(line.startswith(f"{path}:") for line in lines)
     assert "Traceback" not in result.stderr
+
+
+PO_FORMATS = """\
+tenants:
+  two:
+    exact: {conn_id: e, divisions: [111111, 222222]}
+    jaggaer: {conn_id: j}
+    po_push:
+      po_number_format: "PO-{order_number}"
+  nonum:
+    exact: {conn_id: e, divisions: [1]}
+    jaggaer: {conn_id: j}
+    po_push:
+      po_number_format: "PO-{division}"
+  unknown:
+    exact: {conn_id: e, divisions: [1]}
+    jaggaer: {conn_id: j}
+    po_push:
+      po_number_format: "{order_number}-{branch}"
+"""
+
+
+def test_po_number_format_must_identify_the_order(tmp_path: Path) -> None:
+    """Review finding: a format without {division} gives two divisions' orders one JAGGAER PONumber (and the
+    second overwrote the first's PO). The loader names file, line, tenant and field."""
+    path = tmp_path / "tenants.yaml"
+    path.write_text(PO_FORMATS)
+    with pytest.raises(ConfigError) as info:
+        load_tenants(path)
+    problems = info.value.problems
+    assert len(problems) == 3, problems
+    two, nonum, unknown = problems
+    field = "po_push.po_number_format"
+    assert two.startswith(f"{path}:6: tenant 'two': {field}: 'PO-{{order_number}}' has no {{division}}")
+    assert "2 divisions [111111, 222222]" in two
+    assert nonum.startswith(f"{path}:11: tenant 'nonum': po_push.po_number_format:") and "{order_number}" in nonum
+    assert unknown.startswith(f"{path}:16: tenant 'unknown': po_push.po_number_format:") and "'branch'" in unknown
+
+
+def test_po_number_format_without_division_is_fine_for_one_po_division(tmp_path: Path) -> None:
+    path = tmp_path / "tenants.yaml"
+    path.write_text(
+        "tenants:\n  t:\n    exact: {conn_id: e, divisions: [1, 2]}\n    jaggaer: {conn_id: j}\n"
+        "    po_push:\n      divisions: [2]\n      po_number_format: 'PO{order_number:06d}'\n"
+    )
+    assert load_tenants(path)["t"].po_push.po_number_format == "PO{order_number:06d}"

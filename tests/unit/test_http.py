@@ -8,7 +8,7 @@ import random
 import pytest
 import requests
 
-from ml_connector.errors import AmbiguousWriteError, TransientError
+from ml_connector.errors import AmbiguousWriteError, RateBudgetExhausted, TransientError
 from ml_connector.http import AuditContext, AuditEvent, RetryPolicy, backoff_delay, send
 
 
@@ -120,3 +120,37 @@ def test_429_waits_as_told_then_goes_on_bounded() -> None:
     )
     assert response.status_code == 200
     assert sleeps == [5, 0.5]  # a reset far in the future is never slept in full
+
+
+def test_a_429_whose_wait_gives_up_is_audited_before_the_error_leaves() -> None:
+    """Review finding: a write answered 429 when ``on_429`` raises (the daily budget is spent) left no audit row."""
+    sink = Sink()
+
+    def budget_spent(response: requests.Response, n: int) -> float:
+        raise RateBudgetExhausted("daily budget of division 1 spent")
+
+    session = FakeSession([429])
+    with pytest.raises(RateBudgetExhausted):
+        send(session, "POST", "http://x/e", write=True, policy=POLICY, on_429=budget_spent, audit=sink, audit_ctx=CTX)
+    (event,) = sink.events
+    assert (event.status, event.outcome, event.source_id) == (429, "rate_limited", "42")
+    assert "daily budget" in event.message and session.calls == 1
+
+
+def test_a_write_about_several_records_is_audited_once_per_record() -> None:
+    sink = Sink()
+    ctx = AuditContext(
+        tenant="demo",
+        flow="po_push",
+        action="supplier_upsert",
+        subjects=(("guid-1", "1005", "1005"), ("guid-2", "1006", "1006")),
+    )
+    session = FakeSession([429, (200, "<ok/>")])
+    send(session, "POST", "http://x/s", write=True, policy=POLICY, on_429=lambda r, n: 0, audit=sink, audit_ctx=ctx)
+    got = [(e.source_id, e.source_ref, e.target_ref, e.status, e.outcome, e.attempt) for e in sink.events]
+    assert got == [
+        ("guid-1", "1005", "1005", 429, "rate_limited", 1),
+        ("guid-2", "1006", "1006", 429, "rate_limited", 1),
+        ("guid-1", "1005", "1005", 200, "ok", 2),
+        ("guid-2", "1006", "1006", 200, "ok", 2),
+    ]

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import string
+
+from pydantic import Field, field_validator
 
 from ml_connector.config.common import CronExpr, Section, TimeZoneName
+
+#: The fields ``po_number_format`` may use.
+PO_NUMBER_FIELDS = ("division", "order_number", "tenant")
+
+
+def po_number_fields(fmt: str) -> set[str]:
+    """The field names a ``po_number_format`` uses (``{division}-{order_number:06d}`` → division, order_number).
+    Raises ``ValueError`` when it is not a valid format string."""
+    names: set[str] = set()
+    for _, name, _, _ in string.Formatter().parse(fmt):
+        if name is not None:
+            names.add(name.split(".", 1)[0].split("[", 1)[0])
+    return names
 
 
 class GlRules(Section):
@@ -24,7 +39,27 @@ class PoPushConfig(Section):
     # Exact divisions whose POs go to JAGGAER; empty means every division of the tenant.
     divisions: list[int] = Field(default_factory=list)
     # JAGGAER PONumber must be unique per customer; two divisions can share order numbers, hence the prefix.
+    # Must contain {order_number}; with more than one PO division also {division} (checked by TenantConfig).
     po_number_format: str = "{division}-{order_number}"
     currencies: list[str] = Field(default_factory=lambda: ["GBP", "EUR", "USD"])
     gl_rules: GlRules = Field(default_factory=GlRules)
     cancel_in_jaggaer: bool = True
+
+    @field_validator("po_number_format")
+    @classmethod
+    def _po_number_format_is_usable(cls, value: str) -> str:
+        hint = "use {division}, {order_number} and {tenant}, e.g. '{division}-{order_number}'"
+        try:
+            names = po_number_fields(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a valid format ({exc}); {hint}") from None
+        unknown = sorted(repr(n) if n else "{} (a positional field)" for n in names if n not in PO_NUMBER_FIELDS)
+        if unknown:
+            raise ValueError(f"{value!r} uses unknown field(s) {', '.join(unknown)}; {hint}")
+        try:
+            value.format(division=111111, order_number=1001, tenant="tenant")
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+            raise ValueError(f"{value!r} cannot be filled ({type(exc).__name__}: {exc}); {hint}") from None
+        if "order_number" not in names:
+            raise ValueError(f"{value!r} has no {{order_number}}: every order would get the same JAGGAER PONumber")
+        return value

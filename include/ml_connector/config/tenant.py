@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ml_connector.config.common import Section
 from ml_connector.config.invoice_poll import InvoicePollConfig
-from ml_connector.config.po_push import PoPushConfig
+from ml_connector.config.po_push import PoPushConfig, po_number_fields
 
 VendorKey = Literal["supplier_number", "vat_number", "coc_number", "name"]
 
@@ -43,7 +44,9 @@ class Alerts(Section):
         if "email" in self.channels and not self.email_to:
             raise ValueError("channel 'email' needs email_to (a list of addresses)")
         if "slack" in self.channels and not self.slack_conn_id:
-            raise ValueError("channel 'slack' needs slack_conn_id (an HTTP connection holding the webhook URL)")
+            raise ValueError(
+                "channel 'slack' needs slack_conn_id (an HTTP connection whose password holds the Slack webhook URL)"
+            )
         if "webhook" in self.channels and not self.webhook_conn_id:
             raise ValueError("channel 'webhook' needs webhook_conn_id (an HTTP connection)")
         return self
@@ -71,6 +74,24 @@ class TenantConfig(Section):
         for division in self.po_push.divisions:
             if division not in known:
                 raise ValueError(f"po_push.divisions has {division}, which is not in exact.divisions {sorted(known)}")
+        fmt = self.po_push.po_number_format
+        if len(self.po_divisions) > 1 and "division" not in po_number_fields(fmt):
+            # Order numbers repeat across divisions: without {division} two orders would share one PONumber and
+            # the second would overwrite the first's PO in JAGGAER. Reported at the field (file line) itself.
+            message = (
+                f"{fmt!r} has no {{division}}, but the tenant pushes POs from {len(self.po_divisions)} divisions "
+                f"{self.po_divisions}, whose order numbers repeat; use e.g. '{{division}}-{{order_number}}'"
+            )
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("value_error", message),
+                        loc=("po_push", "po_number_format"),
+                        input=fmt,
+                    )
+                ],
+            )
         return self
 
     @property

@@ -94,7 +94,15 @@ class ExactClient:
         self.session = CountingSession()
         self.session.headers.update({"Accept": "application/json"})
         self.tokens = TokenChain(
-            engine, tenant, conn_id, app, session=requests.Session(), clock=clock, policy=policy, on_broken=on_broken
+            engine,
+            tenant,
+            conn_id,
+            app,
+            session=requests.Session(),
+            clock=clock,
+            policy=policy,
+            on_broken=on_broken,
+            audit=audit,
         )
         self.limiter = RateLimiter(clock=clock, sleep=self.sleep, burst=burst, max_wait=policy.max_429_wait)
         self._division_locks: dict[int, threading.Lock] = {}

@@ -28,6 +28,11 @@ Other guarantees: token calls are counted per UTC day (Exact allows 200 per app 
 chain (``invalid_grant``, "Old refresh token used.", an expired refresh token) or refused client credentials mark
 the row ``broken`` with a reason (never a secret) and raise ``TokenChainBroken``; tokens are registered with
 Airflow's secret masker when Airflow is loaded and never appear in logs, exceptions, audit rows or reprs.
+
+Every token call (refresh, code exchange) is audited when the chain has an audit sink: flow ``exact_token``, action
+``token_refresh`` / ``token_exchange``, the connection id, HTTP status and outcome (``describe_token_response``:
+never a token). An HTTP 200 whose body is not JSON is Exact's maintenance page: Exact did not process the refresh,
+so the marker is cleared (the stored refresh token is still the live one) and a ``TransientError`` says so.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ REFRESH_TOKEN_IDLE = timedelta(days=30)  # a refresh token unused this long expi
 TOKEN_CALLS_PER_DAY = 200  # per app, per user, per UTC day
 TOKEN_CALL_RESERVE = 10  # refreshes stop this many calls short of the cap, so a reconnect stays possible
 CREDENTIALS_REFUSED = "client secret refused by Exact (or the client id is unknown)"
+AUDIT_FLOW = "exact_token"  # audit rows of token calls (action token_refresh / token_exchange)
 NOT_CONNECTED = "not connected yet"
 
 
@@ -198,6 +204,25 @@ def classify_token_response(response: requests.Response) -> tuple[str, str]:
         text_ = description or error or f"HTTP {status}"
         return _Outcome.DEAD, f"{error}: {text_}" if error and description else text_
     return _Outcome.UNKNOWN, f"HTTP {status}"
+
+
+def token_json(response: requests.Response) -> Any:
+    """The JSON body of a token endpoint answer, or ``None`` when it is not JSON (Exact's HTML maintenance page)."""
+    try:
+        return response.json()
+    except ValueError:  # requests' JSONDecodeError is a ValueError
+        return None
+
+
+def describe_token_response(response: requests.Response) -> tuple[str, str]:
+    """``(outcome, message)`` of a token call for its audit row: the classification and Exact's error text, never a
+    token (a 200's body, which holds the tokens, is not quoted)."""
+    outcome, description = classify_token_response(response)
+    if outcome == _Outcome.OK:
+        if token_json(response) is None:
+            return "maintenance", "HTTP 200 with a body that is not JSON (maintenance page?)"
+        return outcome, "new token pair received"
+    return outcome, description
 
 
 # --- the chain lock -----------------------------------------------------------------------------------------------
@@ -364,8 +389,10 @@ class TokenChain:
         expiry_margin: float = 2.0,
         lock_timeout: float = 120.0,
         on_broken: Callable[[TokenChainBroken], None] | None = None,
+        audit: http.AuditSink | None = None,
     ) -> None:
         self.engine = engine
+        self.audit = audit
         self.tenant = tenant
         self.conn_id = conn_id
         self.app = app
@@ -549,7 +576,17 @@ class TokenChain:
             TokenChain.before_send_hook()
         self.token_calls += 1
         try:
-            response = http.send(self.session, "POST", self.app.token_url, write=True, policy=self.policy, data=form)
+            response = http.send(
+                self.session,
+                "POST",
+                self.app.token_url,
+                write=True,
+                policy=self.policy,
+                data=form,
+                audit=self.audit,
+                audit_ctx=self._audit_ctx("token_refresh"),
+                describe=describe_token_response,
+            )
         except (AmbiguousWriteError, TransientError):
             # The marker stays: the next refresh will learn whether Exact rotated the pair.
             raise TransientError(
@@ -560,7 +597,19 @@ class TokenChain:
             TokenChain.after_receive_hook()
         outcome, description = classify_token_response(response)
         if outcome == _Outcome.OK:
-            pair = TokenPair.from_response(response.json())
+            body = token_json(response)
+            if body is None:
+                # HTTP 200 with a page that is not JSON: Exact's maintenance page (api-contracts §1.4). Exact did not
+                # process the refresh, so the stored refresh token is still the live one: clear our marker (as for
+                # TooEarly) and let a later attempt refresh with it.
+                self._clear_marker(marker, restore=interrupted)
+                raise TransientError(
+                    f"tenant {self.tenant!r}: Exact's token endpoint answered HTTP 200 with a page that is not JSON "
+                    f"({response.headers.get('Content-Type') or 'no content type'}; a maintenance page?); the refresh "
+                    "token was not used and the next attempt refreshes with it",
+                    status=response.status_code,
+                )
+            pair = TokenPair.from_response(body)
             mask(pair.access_token, pair.refresh_token)
             self._store(pair, expect_marker=marker)
             self.refreshes += 1
@@ -659,6 +708,13 @@ class TokenChain:
         self._notify(exc)
         return exc
 
+    def _audit_ctx(self, action: str) -> http.AuditContext | None:
+        """Token calls are writes (they rotate the chain): one audit row per attempt, flow ``exact_token``, the
+        connection as ``source_ref``; HTTP status and outcome only, never a token (``describe_token_response``)."""
+        if self.audit is None:
+            return None
+        return http.AuditContext(tenant=self.tenant, flow=AUDIT_FLOW, action=action, source_ref=self.conn_id)
+
     def _notify(self, exc: TokenChainBroken) -> None:
         if self.on_broken is None:
             return
@@ -683,7 +739,15 @@ class TokenChain:
             # (no marker: a lost answer here only loses the code, never an existing chain)
             try:
                 response = http.send(
-                    self.session, "POST", self.app.token_url, write=True, policy=self.policy, data=form
+                    self.session,
+                    "POST",
+                    self.app.token_url,
+                    write=True,
+                    policy=self.policy,
+                    data=form,
+                    audit=self.audit,
+                    audit_ctx=self._audit_ctx("token_exchange"),
+                    describe=describe_token_response,
                 )
             except AmbiguousWriteError:
                 raise TransientError(
@@ -691,7 +755,15 @@ class TokenChain:
                 ) from None
             outcome, description = classify_token_response(response)
             if outcome == _Outcome.OK:
-                pair = TokenPair.from_response(response.json())
+                body = token_json(response)
+                if body is None:
+                    raise TransientError(
+                        "Exact's token endpoint answered HTTP 200 with a page that is not JSON (a maintenance page?); "
+                        f"try again in a few minutes, starting with mlc exact connect --tenant {self.tenant} if the "
+                        "code is older than 3 minutes",
+                        status=response.status_code,
+                    )
+                pair = TokenPair.from_response(body)
                 mask(pair.access_token, pair.refresh_token)
                 self._store(pair, expect_marker=None)
                 return pair

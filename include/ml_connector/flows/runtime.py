@@ -161,7 +161,7 @@ def resolve_window(
         return start, end
     start, end = data_interval
     interval = (_aware(start), _aware(end)) if start is not None and end is not None and start < end else None
-    kind = str(run_type or "").lower()
+    kind = run_type_name(run_type)
     if kind == "backfill":
         if interval is None:
             log.warning("backfill run without a usable data interval (%s, %s): falling back to the cursor", start, end)
@@ -169,6 +169,17 @@ def resolve_window(
     if scheduled == "cursor":
         return None
     return interval
+
+
+def run_type_name(run_type: Any) -> str:
+    """``"backfill"``, ``"scheduled"``, ``"manual"``, … from a run type however it comes: a plain string, or an enum.
+
+    Inside a task ``dag_run.run_type`` is the task SDK's ``DagRunType`` (a ``str`` Enum whose ``str()`` is
+    ``"DagRunType.BACKFILL"``, not its value), so the enum's ``value`` is used when there is one.
+    """
+    if run_type is None:
+        return ""
+    return str(getattr(run_type, "value", run_type)).strip().lower()
 
 
 def _aware(value: datetime) -> datetime:
@@ -386,7 +397,7 @@ def build_context(
 
     tenant = load_tenant(tenant_name)
     dag_run = context.get("dag_run")
-    run_type = str(getattr(dag_run, "run_type", None) or context.get("run_type") or "manual")
+    run_type = run_type_name(getattr(dag_run, "run_type", None) or context.get("run_type")) or "manual"
     run_id = str(context.get("run_id") or getattr(dag_run, "run_id", None) or "unknown-run")
     params = RunParams.from_mapping(_plain_params(context.get("params")))
     interval = (
@@ -460,6 +471,8 @@ def _token_failure(exc: TokenChainBroken, message: str) -> BaseException:
                 self.tenant = cause.tenant
                 self.reason = cause.reason
                 self.how_to_fix = cause.how_to_fix
+                self.system = getattr(cause, "system", "exact")
+                self.conn_id = getattr(cause, "conn_id", None)
                 self.alerted = getattr(cause, "alerted", False)
 
         _token_failure_cls = TokenChainFailure
@@ -471,8 +484,9 @@ def fail_fast(tenant: TenantConfig | None) -> Iterator[None]:
     """Turn the errors a retry cannot fix into an immediate task failure (``AirflowFailException``, no retries).
 
     - ``TokenChainBroken``: alert (``alerts.token_failure_alert``, once) and fail: the flow halts before posting and
-      the message says how to reconnect. The raised exception is also a ``TokenChainBroken`` with ``alerted`` set,
-      so the task's failure callback does not alert again.
+      the message says how to reconnect Exact Online or, when JAGGAER refused its credentials (``exc.system ==
+      "jaggaer"``), which Airflow connection to fix. The raised exception is also a ``TokenChainBroken`` with
+      ``alerted`` set, so the task's failure callback does not alert again.
     - ``ConfigError``: fail with every problem listed.
     - ``RateBudgetExhausted``: fail naming when the daily budget resets (a retry before then only burns calls).
     Anything else propagates unchanged (Airflow's retries apply).
@@ -483,7 +497,7 @@ def fail_fast(tenant: TenantConfig | None) -> Iterator[None]:
         if tenant is not None and not getattr(exc, "alerted", False):
             _send_token_alert(tenant, exc)
             exc.alerted = True  # type: ignore[attr-defined]
-        raise _token_failure(exc, f"Exact token chain broken: {exc}") from exc
+        raise _token_failure(exc, _token_failure_text(exc)) from exc
     except ConfigError as exc:
         raise _fail("Configuration problem:\n  " + "\n  ".join(exc.problems)) from exc
     except RateBudgetExhausted as exc:
@@ -491,11 +505,18 @@ def fail_fast(tenant: TenantConfig | None) -> Iterator[None]:
         raise _fail(f"Exact daily rate budget exhausted; nothing more is sent before {when}. ({exc})") from exc
 
 
+def _token_failure_text(exc: TokenChainBroken) -> str:
+    if getattr(exc, "system", "exact") == "jaggaer":
+        conn = getattr(exc, "conn_id", None)
+        return f"JAGGAER refused the credentials of connection {conn!r}: {exc}" if conn else f"JAGGAER: {exc}"
+    return f"Exact token chain broken: {exc}"
+
+
 def _send_token_alert(tenant: TenantConfig, exc: TokenChainBroken) -> None:
     try:
         from ml_connector.alerts import token_failure_alert
     except ImportError:
-        log.error("ALERT [%s] Exact token chain broken: %s", tenant.name, exc)
+        log.error("ALERT [%s] %s", tenant.name, _token_failure_text(exc))
         return
     try:
         token_failure_alert(tenant, exc)

@@ -351,6 +351,8 @@ class JaggaerHook(HttpHook):
             return token.value
 
     def _broken(self, reason: str, how_to_fix: str | None = None) -> TokenChainBroken:
+        """JAGGAER refused our credentials: a ``TokenChainBroken`` with ``system="jaggaer"`` (alerts and
+        ``flows.runtime.fail_fast`` then tell people to fix this connection, not to reconnect Exact Online)."""
         return TokenChainBroken(
             self.tenant_name,
             reason,
@@ -359,6 +361,8 @@ class JaggaerHook(HttpHook):
                 f"Check the client id and secret (and token URL) of Airflow connection {self.jaggaer_conn_id!r} "
                 "(type jaggaer), then clear the task."
             ),
+            system="jaggaer",
+            conn_id=self.jaggaer_conn_id,
         )
 
     def _fetch_token(self, cfg: JaggaerConfig) -> _Token:

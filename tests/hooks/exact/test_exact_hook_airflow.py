@@ -187,11 +187,14 @@ def test_tokens_never_leak(hook_factory, exact_sandbox, sim, sqlite_engine, capl
     texts += [str(err.value), repr(err.value), err.value.reason]
     with session_scope(sqlite_engine) as s:
         audit_rows = [" ".join(map(str, vars(r).values())) for r in s.query(AuditLog)]
+        token_actions = [r.action for r in s.query(AuditLog).filter(AuditLog.flow == "exact_token")]
         texts += [r.status_reason or "" for r in s.query(TokenRecord)]
     with sqlite_engine.connect() as conn:
         raw = conn.exec_driver_sql("SELECT * FROM mlc_token").all()
     texts += [str(r) for r in raw]
     haystack = "\n".join([caplog.text, *texts, *audit_rows])
-    assert len(audit_rows) == 2 and "/api/oauth2/token" in caplog.text  # the logs did capture the HTTP traffic
+    # two API writes, and every token call (consent, refresh, the refused refresh): all audited, none with a token
+    assert token_actions == ["token_exchange", "token_refresh", "token_refresh"]
+    assert len(audit_rows) == 2 + len(token_actions) and "/api/oauth2/token" in caplog.text  # logs saw the traffic
     for secret in issued:
         assert secret not in haystack

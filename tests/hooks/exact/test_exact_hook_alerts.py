@@ -52,7 +52,9 @@ def captured(monkeypatch) -> list[tuple[str, str]]:
 
 def test_every_channel_is_tried_and_failures_are_only_logged(receiver, monkeypatch, captured, caplog) -> None:
     url, received = receiver
-    monkeypatch.setenv("AIRFLOW_CONN_ALERT_SLACK", json.dumps({"conn_type": "http", "host": f"{url}/slack"}))
+    # Slack: the webhook's secret path in the password (encrypted by Airflow), the host without it
+    slack = {"conn_type": "http", "host": url, "password": "slack"}
+    monkeypatch.setenv("AIRFLOW_CONN_ALERT_SLACK", json.dumps(slack))
     monkeypatch.setenv("AIRFLOW_CONN_ALERT_HOOK", json.dumps({"conn_type": "http", "host": f"{url}/webhook"}))
     tenant = tenant_with(
         channels=["email", "slack", "webhook", "log"],
@@ -83,6 +85,55 @@ def test_token_failure_alert_says_who_must_reconnect_and_how(captured, monkeypat
     assert "Old refresh token used." in body
     assert "mlc exact connect --tenant demo" in body
     assert "https://airflow.example.com/ml-connector/exact/connect?tenant=demo" in body
+
+
+SLACK_SECRET = "SUPERSECRETWEBHOOKTOKEN"
+
+
+@pytest.mark.parametrize(
+    "conn",
+    [
+        {"host": f"https://127.0.0.1:1/services/T0000/B0000/{SLACK_SECRET}"},  # the old way: the URL in the host
+        {"host": "https://127.0.0.1:1/services", "password": f"T0000/B0000/{SLACK_SECRET}"},
+        {"password": f"https://127.0.0.1:1/services/T0000/B0000/{SLACK_SECRET}"},
+    ],
+    ids=["url-in-host", "path-in-password", "url-in-password"],
+)
+def test_slack_webhook_url_never_reaches_a_log(conn, monkeypatch, caplog) -> None:
+    """Review finding: the Slack webhook URL (its token is in the path) was logged in clear when delivery failed."""
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", json.dumps({"conn_type": "http", **conn}))
+    tenant = tenant_with(channels=["slack"], slack_conn_id="slack_alerts")
+    with caplog.at_level("DEBUG"):
+        alerts.send_alert(tenant, "test", "body")
+    assert "alert over slack failed: ConnectionError" in caplog.text
+    assert SLACK_SECRET not in caplog.text
+    assert ("unencrypted" in caplog.text) == ("password" not in conn)  # the old way is warned about
+
+
+def test_slack_webhook_url_is_built_from_the_password_and_masked(receiver, monkeypatch) -> None:
+    from airflow.sdk.log import _secrets_masker
+
+    url, received = receiver
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SLACK_ALERTS", json.dumps({"conn_type": "http", "host": url, "password": "/slackhook"})
+    )
+    assert alerts.slack_webhook_url("slack_alerts") == f"{url}/slackhook"
+    assert "slackhook" not in _secrets_masker().redact(f"posting to {url}/slackhook")
+    alerts.send_alert(tenant_with(channels=["slack"], slack_conn_id="slack_alerts"), "Hello", "body")
+    assert [r["name"] for r in received] == ["slackhook"]
+
+
+def test_jaggaer_credentials_alert_names_jaggaer_and_the_connection(captured) -> None:
+    """Review finding: JAGGAER refusing its client id/secret was alerted as "Exact Online must be reconnected"."""
+    exc = TokenChainBroken(
+        "demo", "client id/secret refused by JAGGAER (invalid_client)", system="jaggaer", conn_id="jaggaer_demo"
+    )
+    alerts.token_failure_alert(tenant_with(channels=["log"]), exc)
+    [(subject, body)] = captured
+    assert exc.alerted  # type: ignore[attr-defined]
+    assert "JAGGAER refused the credentials of connection jaggaer_demo (tenant demo)" in subject
+    assert "Exact Online must be reconnected" not in subject and "mlc exact connect" not in body
+    assert "invalid_client" in body and "'jaggaer_demo'" in body and "clear the failed task" in body
 
 
 def _context(exc: BaseException) -> dict[str, Any]:

@@ -233,6 +233,62 @@ def test_refresh_that_never_reached_exact_survives(engine, make_client, exact_sa
     assert client.get(None, "current/Me")
 
 
+def test_maintenance_page_from_the_token_endpoint_keeps_the_chain(engine, make_client, exact_sandbox, sim) -> None:
+    """Review finding: an HTTP 200 HTML page (Exact's maintenance page) at the token endpoint escaped as a raw
+    JSONDecodeError. Exact did not process the refresh: a clear TransientError, no marker left behind, and the
+    stored refresh token refreshes on the next attempt."""
+    from ml_connector.store.audit import DbAuditSink
+
+    client = make_client(engine, audit=DbAuditSink(engine))
+    connect(client, exact_sandbox)
+    before = row(engine)
+    sim.advance(580)
+    exact_sandbox.fault(method="POST", path="oauth2/token", action="html_maintenance", count=1)
+    with pytest.raises(TransientError, match="maintenance page") as err:
+        client.tokens.get_access_token()
+    assert "refresh token was not used" in str(err.value)
+    after = row(engine)
+    assert after.status == "ok" and after.refresh_started_at is None and after.version == before.version
+    assert after.refresh_token == before.refresh_token and client.tokens.refresh_interrupted() is None
+    fresh = client.tokens.get_access_token()  # the chain is intact
+    assert fresh != before.access_token and row(engine).status == "ok"
+    assert token_endpoint_statuses(exact_sandbox) == [200, 200, 200]  # consent, maintenance page, refresh
+
+
+def test_token_calls_are_audited_without_tokens(engine, make_client, exact_sandbox, sim) -> None:
+    """Review finding: the refresh POSTs (which rotate the chain) were never audited."""
+    from sqlalchemy import select
+
+    from ml_connector.store.audit import DbAuditSink
+    from ml_connector.store.models import AuditLog
+
+    client = make_client(engine, audit=DbAuditSink(engine))
+    connect(client, exact_sandbox)
+    sim.advance(580)
+    client.tokens.get_access_token()
+    sim.advance(580)
+    exact_sandbox.fault(method="POST", path="oauth2/token", action="html_maintenance", count=1)
+    with pytest.raises(TransientError):
+        client.tokens.get_access_token()
+    sim.advance(1)
+    exact_sandbox.fault(method="POST", path="oauth2/token", action="drop_after_commit", count=1)
+    with pytest.raises(TransientError, match="no answer"):
+        client.tokens.get_access_token()
+    stored = row(engine)
+    with session_scope(engine) as s:
+        rows = list(s.scalars(select(AuditLog).order_by(AuditLog.id)))
+        got = [(r.flow, r.action, r.http_status, r.outcome, r.source_ref, r.method) for r in rows]
+        texts = [" ".join(str(v) for v in (r.message, r.url, r.source_ref, r.target_ref, r.target_id)) for r in rows]
+    assert got == [
+        ("exact_token", "token_exchange", 200, "ok", "exact_demo", "POST"),
+        ("exact_token", "token_refresh", 200, "ok", "exact_demo", "POST"),
+        ("exact_token", "token_refresh", 200, "maintenance", "exact_demo", "POST"),
+        ("exact_token", "token_refresh", None, "ambiguous", "exact_demo", "POST"),
+    ]
+    for secret in (stored.access_token, stored.refresh_token, exact_sandbox.client_secret):
+        assert secret and not any(secret in t for t in texts)
+
+
 def _response(status: int, body: bytes, headers: dict[str, str] | None = None) -> requests.Response:
     r = requests.Response()
     r.status_code = status

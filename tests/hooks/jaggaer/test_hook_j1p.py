@@ -176,6 +176,39 @@ def test_bad_credentials(jag):
     assert jag.count(TOKEN_ENDPOINT) == 1  # refused credentials are not retried
 
 
+def test_refused_credentials_fail_fast_with_a_jaggaer_alert(jag, monkeypatch):
+    """Review finding: a JAGGAER credential failure was alerted (and failed the task) as "Exact Online must be
+    reconnected". The error carries its system; fail_fast and the alert name JAGGAER and the connection."""
+    from ml_connector import alerts
+    from ml_connector.config import load_tenants
+    from ml_connector.flows import runtime
+
+    sent: list[tuple[str, str]] = []
+    monkeypatch.setattr(alerts, "send_alert", lambda tenant, subject, body: sent.append((subject, body)))
+    tenant = load_tenants()["demo"]
+    hook = jag.hook(conn={"password": "wrong-secret-value"})
+    with pytest.raises(TokenChainBroken) as info, runtime.fail_fast(tenant):
+        list(hook.iter_invoices(*WIDE))
+    failure = info.value
+    assert type(failure).__name__ == "TokenChainFailure"  # AirflowFailException and TokenChainBroken
+    assert (failure.system, failure.conn_id, failure.alerted) == ("jaggaer", "jaggaer_test_demo", True)
+    assert str(failure).startswith("JAGGAER refused the credentials of connection 'jaggaer_test_demo'")
+    assert "Exact" not in str(failure) and "wrong-secret-value" not in str(failure)
+    [(subject, body)] = sent
+    assert "JAGGAER" in subject and "jaggaer_test_demo" in subject and "Exact Online" not in subject
+    assert "invalid_client" in body and "wrong-secret-value" not in body
+
+    sent.clear()
+    alerts.failure_callback("demo")({"exception": failure, "ti": None, "run_id": "r"})
+    assert sent == []  # alerted once, when it happened
+
+    # Exact keeps its wording
+    with pytest.raises(TokenChainBroken) as exact, runtime.fail_fast(tenant):
+        raise TokenChainBroken("demo", "Exact refused the refresh token (invalid_grant); the chain is dead")
+    assert exact.value.system == "exact" and str(exact.value).startswith("Exact token chain broken")
+    assert "Exact Online must be reconnected" in sent[0][0] and "mlc exact connect --tenant demo" in sent[0][1]
+
+
 def test_token_and_secrets_are_masked(jag):
     from airflow.sdk.log import _secrets_masker
 

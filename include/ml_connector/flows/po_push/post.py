@@ -4,24 +4,34 @@ For every ``pending`` order of the division, and every order left in ``posting``
 
 1. decide the action: ``cancel`` (``OrderStatus`` 40 or deleted in Exact; only when it was sent before — never
    sent ⇒ ``skipped``), ``update`` (it was posted before), or ``new``;
-2. ``ledger.begin_post`` commits ``posting`` *before* anything is sent;
-3. send; the hook writes one audit row per attempt (tenant, division, Exact PurchaseOrderID as ``source_id``,
+2. the PONumber: the one the order already has in JAGGAER (``target_ref``, or for an order left in ``posting`` the
+   PONumber its last attempt carried), else ``po_push.po_number_format``. When another order of the tenant holds
+   that PONumber in the ledger, nothing is sent and the order is ``failed`` with a reason naming both (sending would
+   change the other order's PO);
+3. ``ledger.begin_post`` commits ``posting`` *before* anything is sent;
+4. send; the hook writes one audit row per attempt (tenant, division, Exact PurchaseOrderID as ``source_id``,
    OrderNumber as ``source_ref``, PONumber as ``target_ref``, HTTP status, outcome, JAGGAER's message);
-4. ``ledger.finish``: ``posted`` / ``cancelled`` with ``target_ref`` = PONumber, or ``failed`` with JAGGAER's
+5. ``ledger.finish``: ``posted`` / ``cancelled`` with ``target_ref`` = PONumber, or ``failed`` with JAGGAER's
    message when it refused (not retried blindly: replayed when the order changes or an admin requeues it).
 
 An ambiguous outcome (connection dropped after sending, no readable answer, still rate limited) leaves the order in
 ``posting`` and counts it ``ambiguous``: the next attempt resends, which is safe because JAGGAER keys POs on
 ``PONumber`` — a ``new`` that finds "PONumber already exists" for an order *we* had in ``posting`` is a success (and
-is followed by one ``update`` carrying the current data, in case the order changed meanwhile); an ``update`` or
-``cancel`` sent twice leaves the same result.
+is followed by one ``update`` carrying the current data, in case the order changed meanwhile) **unless another order
+of the tenant holds that PONumber or sent an import with it that was accepted or ended unknown** (ledger and audit
+log, read fresh): then the PO may be the other order's, and the order is ``failed`` with a reason instead of
+overwriting it. An ``update`` or ``cancel`` sent twice leaves the same result. Residual risk (docs/po-push.md): a PO
+created by *another system* with the same PONumber while our ``new`` was in doubt cannot be told from ours.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
+
+from sqlalchemy import select
 
 from ml_connector.errors import AmbiguousWriteError, ConfigError, TransientError
 from ml_connector.flows.po_push import model
@@ -30,13 +40,17 @@ from ml_connector.flows.po_push.vendors import known_links, selected, supplier_n
 from ml_connector.flows.runtime import FlowContext, Outcomes
 from ml_connector.store import ledger
 from ml_connector.store.db import session_scope
-from ml_connector.store.models import LedgerEntry
+from ml_connector.store.models import AuditLog, LedgerEntry
 
 FLOW = "po_push"
 
 
-def build_order(ctx: FlowContext, payload: dict[str, Any], action: str, supplier_number: str) -> Any:
-    """The ``jaggaer.xml.PurchaseOrder`` for an order (a cancel carries the header only)."""
+def build_order(
+    ctx: FlowContext, payload: dict[str, Any], action: str, supplier_number: str, *, number: str | None = None
+) -> Any:
+    """The ``jaggaer.xml.PurchaseOrder`` for an order (a cancel carries the header only). ``number``: the PONumber
+    to use (the one the order already has in JAGGAER, :func:`known_po_number`); default: from the current
+    ``po_push.po_number_format``."""
     from ml_connector.jaggaer.xml import PoLine, PurchaseOrder
 
     lines: list[Any] = []
@@ -57,7 +71,7 @@ def build_order(ctx: FlowContext, payload: dict[str, Any], action: str, supplier
                 )
             )
     return PurchaseOrder(
-        po_number=po_number(ctx.tenant, payload),
+        po_number=number or po_number(ctx.tenant, payload),
         action=action,  # type: ignore[arg-type]
         supplier_number=supplier_number,
         currency=(payload.get("currency") or "").strip().upper() or "GBP",
@@ -80,6 +94,117 @@ def decide_action(ctx: FlowContext, entry: LedgerEntry, payload: dict[str, Any])
             return "skip", f"{why} in Exact; tenant {ctx.tenant.name} po_push.cancel_in_jaggaer is off"
         return "cancel", None
     return ("update" if entry.posted_hash is not None else "new"), None
+
+
+# --------------------------------------------------------------------------------------------------- PONumbers
+#: Audit actions of the PO imports (``_send``); their ``target_ref`` is the PONumber sent.
+PO_ACTIONS = ("po_new", "po_update", "po_cancel")
+#: Outcomes of an import attempt after which the PO may be that order's: it was accepted, or nobody knows.
+MAYBE_CREATED = ("ok", "ambiguous")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Another order of the tenant that has, or may have, a PONumber."""
+
+    source_id: str
+    source_ref: str | None
+    division: int | None
+    how: str  # what makes it a claim, in words
+
+    def describe(self) -> str:
+        where = f" of division {self.division}" if self.division is not None else ""
+        return f"order {self.source_ref or '?'}{where} (Exact PurchaseOrderID {self.source_id}) {self.how}"
+
+
+def known_po_number(ctx: FlowContext, entry: LedgerEntry) -> str | None:
+    """The PONumber the order already has (or may have) in JAGGAER, which updates, cancels and resends must keep
+    using even when ``po_push.po_number_format`` changed since: ``entry.target_ref`` once a PO was confirmed; for an
+    order left in ``posting`` without one, the PONumber its latest import attempt carried (its audit rows).
+    ``None`` when nothing was sent yet."""
+    if entry.target_ref:
+        return entry.target_ref
+    if entry.state != "posting":
+        return None
+    with session_scope(ctx.engine) as session:
+        return session.scalar(
+            select(AuditLog.target_ref)
+            .where(
+                AuditLog.tenant == ctx.tenant.name,
+                AuditLog.flow == FLOW,
+                AuditLog.source_id == entry.source_id,
+                AuditLog.action.in_(PO_ACTIONS),
+                AuditLog.target_ref.is_not(None),
+            )
+            .order_by(AuditLog.id.desc())
+            .limit(1)
+        )
+
+
+def po_number_owners(ctx: FlowContext, numbers: set[str]) -> dict[str, list[Claim]]:
+    """``{PONumber: [claims]}``: the orders of the tenant whose ledger entry holds one of ``numbers`` as
+    ``target_ref`` (their PO in JAGGAER). One query per 500 numbers."""
+    out: dict[str, list[Claim]] = {}
+    wanted = sorted(n for n in numbers if n)
+    with session_scope(ctx.engine) as session:
+        for start in range(0, len(wanted), 500):
+            rows = session.execute(
+                select(
+                    LedgerEntry.target_ref,
+                    LedgerEntry.source_id,
+                    LedgerEntry.source_ref,
+                    LedgerEntry.division,
+                    LedgerEntry.state,
+                ).where(
+                    LedgerEntry.tenant == ctx.tenant.name,
+                    LedgerEntry.flow == FLOW,
+                    LedgerEntry.target_ref.in_(wanted[start : start + 500]),
+                )
+            ).all()
+            for number, source_id, source_ref, division, state in rows:
+                how = f"holds it in the ledger (state {state})"
+                out.setdefault(str(number), []).append(Claim(source_id, source_ref, division, how))
+    return out
+
+
+def _claims_by_others(ctx: FlowContext, entry: LedgerEntry, number: str) -> list[Claim]:
+    """Every sign that another order of the tenant created, or may have created, PO ``number``: it holds it in the
+    ledger, or one of its imports with that PONumber was accepted or ended with an unknown outcome (audit log).
+    Read fresh; used before "already exists" is taken as our own earlier attempt having arrived."""
+    claims = [c for c in po_number_owners(ctx, {number}).get(number, []) if c.source_id != entry.source_id]
+    seen = {c.source_id for c in claims}
+    with session_scope(ctx.engine) as session:
+        rows = session.execute(
+            select(AuditLog.source_id, AuditLog.source_ref, AuditLog.division, AuditLog.action, AuditLog.outcome)
+            .where(
+                AuditLog.tenant == ctx.tenant.name,
+                AuditLog.flow == FLOW,
+                AuditLog.target_ref == number,
+                AuditLog.action.in_(PO_ACTIONS),
+                AuditLog.outcome.in_(MAYBE_CREATED),
+                AuditLog.source_id.is_not(None),
+                AuditLog.source_id != entry.source_id,
+            )
+            .order_by(AuditLog.id)
+        ).all()
+    for source_id, source_ref, division, action, outcome in rows:
+        if source_id in seen:
+            continue
+        seen.add(source_id)
+        what = "was accepted" if outcome == "ok" else "has an unknown outcome"
+        claims.append(Claim(source_id, source_ref, division, f"sent it too ({action} {what})"))
+    return claims
+
+
+def _conflict_reason(ctx: FlowContext, ref: str, entry: LedgerEntry, number: str, claims: list[Claim]) -> str:
+    others = "; ".join(c.describe() for c in claims[:3]) + (f" and {len(claims) - 3} more" if len(claims) > 3 else "")
+    return (
+        f"order {ref}: JAGGAER PONumber {number} is not known to be this order's: {others}. Nothing was sent that "
+        f"could overwrite it. Two orders map to one PONumber: check the PO in JAGGAER, make tenant "
+        f"{ctx.tenant.name} po_push.po_number_format unique per order (with {{division}} when several divisions "
+        f"push POs), then requeue this order (mlc ledger requeue --tenant {ctx.tenant.name} --flow {FLOW} "
+        f"{entry.source_id})"
+    )
 
 
 def _supplier_numbers(ctx: FlowContext, division: int, payloads: list[dict[str, Any]]) -> dict[str, str]:
@@ -106,7 +231,10 @@ def post(ctx: FlowContext) -> Outcomes:
         work = selected(
             ctx, ledger.entries(session, ctx.tenant.name, FLOW, states=("pending", "posting"), division=division)
         )
-        items = [(e.id, ledger.staged_payload(session, e)) for e in work]
+        work_items = [(e, ledger.staged_payload(session, e)) for e in work]
+        for e, _ in work_items:
+            session.expunge(e)
+    items = [(e.id, p) for e, p in work_items]
     if not items:
         return outcomes
     cfg = ctx.jaggaer_hook().config  # connection problems fail the task here, before anything is marked posting
@@ -115,9 +243,18 @@ def post(ctx: FlowContext) -> Outcomes:
             f"connection {ctx.tenant.jaggaer.conn_id!r}: xml_identity and xml_shared_secret are needed to import POs"
         )
     numbers = _supplier_numbers(ctx, division, [p for _, p in items])
+    # PONumbers already held by orders of the tenant, read once for the batch (the target_ref column has no index)
+    owners = po_number_owners(ctx, {p for p in (_provisional_number(ctx, e, p) for e, p in work_items) if p})
     for entry_id, payload in items:
-        _post_one(ctx, division, entry_id, payload, numbers, outcomes)
+        _post_one(ctx, division, entry_id, payload, numbers, owners, outcomes)
     return outcomes
+
+
+def _provisional_number(ctx: FlowContext, entry: LedgerEntry, payload: dict[str, Any]) -> str | None:
+    try:
+        return entry.target_ref or po_number(ctx.tenant, payload)
+    except ConfigError:
+        return None
 
 
 def _current(ctx: FlowContext, entry_id: int) -> LedgerEntry | None:
@@ -134,6 +271,7 @@ def _post_one(
     entry_id: int,
     payload: dict[str, Any],
     numbers: dict[str, str],
+    owners: dict[str, list[Claim]],
     outcomes: Outcomes,
 ) -> None:
     engine, run_id = ctx.engine, ctx.run_id
@@ -166,9 +304,28 @@ def _post_one(
             ledger.finish(engine, entry_id, "held", reason=reason, run_id=run_id)
         outcomes.add("held", ref, detail=reason)
         return
-    order = build_order(ctx, payload, action, supplier_number)
+    # The PONumber: the one the order already has in JAGGAER (updates, cancels, resends), else from the format.
+    number = known_po_number(ctx, entry) or po_number(ctx.tenant, payload)
+    if number not in owners:  # not among the batch's provisional numbers (a resend keeps its earlier PONumber)
+        owners[number] = po_number_owners(ctx, {number}).get(number, [])
+    taken = [c for c in owners.get(number, []) if c.source_id != entry.source_id]
+    if taken:
+        # Another order holds this PONumber: sending would update (or cancel) *its* PO in JAGGAER.
+        reason = _conflict_reason(ctx, ref, entry, number, taken)
+        ledger.finish(engine, entry_id, "failed", reason=reason, run_id=run_id)
+        outcomes.add("failed", ref, detail=reason)
+        return
+    order = build_order(ctx, payload, action, supplier_number, number=number)
 
-    entry, was_posting = ledger.begin_post(engine, entry_id, run_id)
+    try:
+        entry, was_posting = ledger.begin_post(
+            engine, entry_id, run_id, staged_hash=entry.staged_hash, target={"po_number": number}, division=division
+        )
+    except ledger.StateChanged as exc:  # another run or stage moved the order meanwhile: it is theirs now
+        outcomes.add("unchanged", ref, detail=f"order {ref}: skipped, it changed meanwhile ({exc.state})")
+        return
+    # from here on the PONumber is (or may be) this order's: later orders of the batch must not take it
+    owners.setdefault(number, []).append(Claim(entry.source_id, entry.source_ref, entry.division, "sent it"))
     result = _send(ctx, division, entry, order, outcomes, ref)
     if result is None:
         return  # ambiguous: left in posting
@@ -187,6 +344,13 @@ def _post_one(
                 "sending it (another system, or a reset ledger?). Check the PO in JAGGAER; requeue the order once "
                 "it is safe to overwrite it with an update."
             )
+            ledger.finish(engine, entry_id, "failed", reason=reason, run_id=run_id)
+            outcomes.add("failed", ref, detail=reason)
+            return
+        claims = _claims_by_others(ctx, entry, order.po_number)
+        if claims:
+            # The PO may be another order's (two orders on one PONumber): an update would overwrite it.
+            reason = _conflict_reason(ctx, ref, entry, order.po_number, claims)
             ledger.finish(engine, entry_id, "failed", reason=reason, run_id=run_id)
             outcomes.add("failed", ref, detail=reason)
             return

@@ -106,7 +106,8 @@ def preview(ctx: FlowContext) -> Outcomes:
             outcomes.add("would_hold", ref, detail=f"order {ref}: {why}")
             continue
         number = (res.supplier_number if res is not None else None) or model.unpadded(payload.get("supplier_code"))
-        order = build_order(ctx, payload, action, number or "-")
+        # an order that has a PO in JAGGAER keeps its PONumber (post.known_po_number), whatever the format says now
+        order = build_order(ctx, payload, action, number or "-", number=getattr(entry, "target_ref", None))
         xml = build_po_message(
             order, identity, secret, gl_field=cfg.po_gl_field, cost_center_field=cfg.po_cost_center_field
         )

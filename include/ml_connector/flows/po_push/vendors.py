@@ -7,8 +7,9 @@ For the distinct suppliers of the division's open orders (``pending`` and ``held
    ``vendor_match.keys`` in order (``supplier_number`` = the order's supplier code; ``vat_number`` /
    ``coc_number`` through their blind indexes; ``name``) — exactly one row must match;
 3. otherwise the supplier is read from Exact (``crm/Accounts`` by ``ID``, 20 per call) and upserted into JAGGAER
-   with one ``TSMSupplierXMLImport`` per 50 suppliers (``ERPNumber`` = the Exact code, unpadded), then mapped with
-   ``source = "created_in_jaggaer"``. The next run finds it in step 1: a vendor is created once.
+   with one ``TSMSupplierXMLImport`` per 50 suppliers (``ERPNumber`` = the Exact code, unpadded; each attempt is
+   audited once per supplier it carries), then mapped with ``source = "created_in_jaggaer"``. The next run finds
+   it in step 1: a vendor is created once.
 
 Orders whose supplier cannot be resolved are ``held`` with a reason naming the supplier (retried every run);
 orders that were held and now resolve go back to ``pending``.
@@ -247,9 +248,12 @@ def _create_in_jaggaer(
     for start in range(0, len(items), SUPPLIERS_PER_IMPORT):
         batch = items[start : start + SUPPLIERS_PER_IMPORT]
         suppliers = [jaggaer_supplier(acct) for _, acct in batch]
-        codes = [s.erp_number for s in suppliers]
-        audit_ctx = ctx.audit_ctx(
-            "supplier_upsert", division=division, source_ref=",".join(codes)[:128], target_ref=",".join(codes)[:128]
+        # One audit row per supplier of the batch for each attempt (Exact account GUID as source_id, ERPNumber as
+        # source_ref and target_ref), so ``store.audit.history`` of an account shows the import that carried it; a
+        # single row could name at most a few of the 50 ERPNumbers in its 128-character columns.
+        audit_ctx = ctx.audit_ctx("supplier_upsert", division=division)
+        audit_ctx.subjects = tuple(
+            (account_id, s.erp_number, s.erp_number) for (account_id, _), s in zip(batch, suppliers, strict=True)
         )
         try:
             result = hook.sync_suppliers(suppliers, audit_ctx=audit_ctx)
