@@ -1,0 +1,1 @@
+"""ml-connector benchmarks: ``python -m bench`` (``make bench``). See docs/benchmarks.md."""
