@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -40,6 +41,17 @@ def exact_sandbox(_exact_hook_server: ExactSandboxHandle) -> ExactSandboxHandle:
 @pytest.fixture
 def sim(exact_sandbox: ExactSandboxHandle) -> SandboxClock:
     return SandboxClock(exact_sandbox)
+
+
+@pytest.fixture
+def morning(exact_sandbox: ExactSandboxHandle, sim: SandboxClock) -> SandboxClock:
+    """The sandbox's clock (and ``sim``) set to 06:00 UTC today, for tests that move it by hours while counting
+    Exact's daily token calls: those counters reset at 00:00 UTC, so a run near midnight must not cross it.
+    Only for tests whose every client uses ``sim``: a client on the real clock would be hours apart."""
+    today = datetime.now(UTC).date()
+    exact_sandbox.clock(set=datetime(today.year, today.month, today.day, 6, tzinfo=UTC).isoformat())
+    sim.sync()
+    return sim
 
 
 @pytest.fixture

@@ -108,7 +108,7 @@ def _division_calls(handle) -> list[dict]:
 def test_a_120_call_run_is_paced_to_the_budget_without_a_429(sqlite_engine, make_client, exact_sandbox) -> None:
     window = 1.5  # a compressed "minute" of 60 calls
     exact_sandbox.settings(minute_window_s=window, minutely_limit=60)
-    client = make_client(sqlite_engine, clock=time.time)
+    client = make_client(sqlite_engine)
     connect(client, exact_sandbox)
     exact_sandbox.clear_calls()
     started = time.time()
@@ -127,7 +127,7 @@ def test_a_120_call_run_is_paced_to_the_budget_without_a_429(sqlite_engine, make
 
 def test_forced_429s_wait_for_the_minutely_reset(sqlite_engine, make_client, exact_sandbox) -> None:
     exact_sandbox.settings(minute_window_s=0.5)
-    client = make_client(sqlite_engine, clock=time.time)
+    client = make_client(sqlite_engine)
     connect(client, exact_sandbox)
     exact_sandbox.clear_calls()
     exact_sandbox.fault(method="GET", path="system/Divisions", action="rate_limit", count=2)
@@ -140,7 +140,7 @@ def test_forced_429s_wait_for_the_minutely_reset(sqlite_engine, make_client, exa
 
 def test_daily_budget_exhaustion_stops_cleanly(sqlite_engine, make_client, exact_sandbox) -> None:
     exact_sandbox.settings(daily_limit=3)
-    client = make_client(sqlite_engine, clock=time.time)
+    client = make_client(sqlite_engine)
     connect(client, exact_sandbox)
     for _ in range(3):
         client.get(111111, "system/Divisions", {"$select": "Code"})
@@ -149,7 +149,7 @@ def test_daily_budget_exhaustion_stops_cleanly(sqlite_engine, make_client, exact
     assert err.value.reset_at is not None
     assert len(_division_calls(exact_sandbox)) == 3  # known from the headers: nothing more was sent
     # A process that has not seen the headers yet gets Exact's 429 and stops as cleanly.
-    fresh = make_client(sqlite_engine, clock=time.time)
+    fresh = make_client(sqlite_engine)
     with pytest.raises(RateBudgetExhausted):
         fresh.get(111111, "system/Divisions", {"$select": "Code"})
     # current/Me has no division: it does not count and is not refused.

@@ -36,7 +36,8 @@ def test_not_connected_says_how_to_connect(engine, make_client) -> None:
     assert "mlc exact connect --tenant demo" in str(err.value)
 
 
-def test_pair_is_stored_encrypted_and_reused_until_the_window(engine, make_client, exact_sandbox, sim) -> None:
+def test_pair_is_stored_encrypted_and_reused_until_the_window(engine, make_client, exact_sandbox, morning) -> None:
+    sim = morning
     client = make_client(engine)
     connect(client, exact_sandbox)
     first = client.tokens.get_access_token()
@@ -178,7 +179,8 @@ def test_refused_client_secret_marks_broken_until_fixed(engine, make_client, exa
     assert not any(c["dead"] for c in exact_sandbox.state()["oauth"]["chains"])
 
 
-def test_daily_token_calls_are_counted_and_refused_near_the_cap(engine, make_client, exact_sandbox, sim) -> None:
+def test_daily_token_calls_are_counted_and_refused_near_the_cap(engine, make_client, exact_sandbox, morning) -> None:
+    sim = morning
     client = make_client(engine)
     connect(client, exact_sandbox)
     with session_scope(engine) as s:
@@ -192,7 +194,8 @@ def test_daily_token_calls_are_counted_and_refused_near_the_cap(engine, make_cli
     assert token_calls(exact_sandbox) == 1  # nothing sent
 
 
-def test_exacts_token_cap_is_a_clean_refusal(engine, make_client, exact_sandbox, sim) -> None:
+def test_exacts_token_cap_is_a_clean_refusal(engine, make_client, exact_sandbox, morning) -> None:
+    sim = morning
     client = make_client(engine)
     connect(client, exact_sandbox)
     exact_sandbox.settings(token_calls_per_day=1)
