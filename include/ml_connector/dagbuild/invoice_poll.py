@@ -110,11 +110,7 @@ def _report_callable(tenant_name: str, task_ids: list[str]) -> Callable[[], dict
         from ml_connector.flows import invoice_poll, runtime
 
         context = get_current_context()
-        tenant = None
-        with runtime.fail_fast(None):
-            tenant = runtime.load_tenant(tenant_name)
-        with runtime.fail_fast(tenant):
-            ctx = runtime.build_context(context, tenant_name, runtime.FLOW_INVOICE_POLL, scheduled="interval")
+        with runtime.stage_context(context, tenant_name, runtime.FLOW_INVOICE_POLL, scheduled="interval") as ctx:
             ti = context["ti"]
             results = {task_id: ti.xcom_pull(task_ids=task_id) for task_id in task_ids}
             return invoice_poll.report_run(ctx, results)

@@ -70,11 +70,7 @@ def _report_callable(tenant_name: str, task_ids: list[str]) -> Callable[[], dict
         from ml_connector.flows import runtime
 
         context = get_current_context()
-        tenant = None
-        with runtime.fail_fast(None):
-            tenant = runtime.load_tenant(tenant_name)
-        with runtime.fail_fast(tenant):
-            ctx = runtime.build_context(context, tenant_name, runtime.FLOW_PO_PUSH, scheduled="cursor")
+        with runtime.stage_context(context, tenant_name, runtime.FLOW_PO_PUSH, scheduled="cursor") as ctx:
             outcomes, missing = collect_outcomes(context["ti"], task_ids)
             problems = [
                 f"task {t} did not finish (see its log); the orders it did not reach stay in the ledger and the "

@@ -814,6 +814,23 @@ def _push_return_value(context: Mapping[str, Any], value: Mapping[str, Any]) -> 
         log.exception("could not push the counts of the failing attempt as XCom")
 
 
+@contextmanager
+def stage_context(
+    context: Mapping[str, Any],
+    tenant_name: str,
+    flow: str,
+    *,
+    scheduled: ScheduledWindow,
+    division: int | None = None,
+) -> Iterator[FlowContext]:
+    """The :class:`FlowContext` of a running task; connector errors raised in the ``with`` body (and while loading
+    the tenant) become Airflow's, through :func:`fail_fast`. Every task body of both DAGs starts here."""
+    with fail_fast(None):
+        tenant = load_tenant(tenant_name)
+    with fail_fast(tenant):
+        yield build_context(context, tenant_name, flow, scheduled=scheduled, division=division)
+
+
 def run_stage(
     context: Mapping[str, Any],
     tenant_name: str,
@@ -829,11 +846,7 @@ def run_stage(
     ``fail_on_records`` (the post stages): when any record of this attempt ended ``failed`` or ``ambiguous``, push
     the counts as the task's XCom and raise :class:`RecordsNotDone` (retryable) — see the module docstring.
     """
-    tenant: TenantConfig | None = None
-    with fail_fast(None):
-        tenant = load_tenant(tenant_name)
-    with fail_fast(tenant):
-        ctx = build_context(context, tenant_name, flow, scheduled=scheduled, division=division)
+    with stage_context(context, tenant_name, flow, scheduled=scheduled, division=division) as ctx:
         result = stage(ctx)
     if result is None:
         return {}
