@@ -175,11 +175,12 @@ def run_type_name(run_type: Any) -> str:
     """``"backfill"``, ``"scheduled"``, ``"manual"``, … from a run type however it comes: a plain string, or an enum.
 
     Inside a task ``dag_run.run_type`` is the task SDK's ``DagRunType`` (a ``str`` Enum whose ``str()`` is
-    ``"DagRunType.BACKFILL"``, not its value), so the enum's ``value`` is used when there is one.
+    ``"DagRunType.BACKFILL"``, not its value), so the enum's ``value`` is used when there is one, and a type that
+    was already turned into such a string loses its ``DagRunType.`` prefix.
     """
     if run_type is None:
         return ""
-    return str(getattr(run_type, "value", run_type)).strip().lower()
+    return str(getattr(run_type, "value", run_type)).strip().lower().rsplit(".", 1)[-1]
 
 
 def _aware(value: datetime) -> datetime:
@@ -326,7 +327,7 @@ class FlowContext:
             run_id=run_id,
             params=run_params,
             window=window,
-            run_type=run_type,
+            run_type=run_type_name(run_type) or "manual",  # normalised as build_context does
             division=division,
         )
 

@@ -184,10 +184,11 @@ def test_date_range_and_backfill_runs_never_move_the_cursor_back_or_past_a_gap(
 def test_run_kind_reads_airflows_enum_as_well_as_strings(sqlite_world: World) -> None:
     from airflow.sdk.api.datamodels._generated import DagRunType
 
-    ctx = sqlite_world.ctx()
+    from ml_connector.flows.runtime import run_type_name
+
     for value, kind in ((DagRunType.BACKFILL, "backfill"), ("scheduled", "scheduled"), ("DagRunType.MANUAL", "manual")):
-        ctx.run_type = value  # type: ignore[assignment]
-        assert extract_mod.run_kind(ctx) == kind
+        assert run_type_name(value) == kind
+        assert sqlite_world.ctx(run_type=value).run_type == kind  # what the extract stage reads
 
 
 # ------------------------------------------------------------------------------------------- 7: bad amounts

@@ -69,11 +69,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def run_kind(ctx: FlowContext) -> str:
-    """``scheduled``, ``manual``, ``backfill``, ... (Airflow's run type; ``DagRunType.BACKFILL`` → ``backfill``)."""
-    return str(ctx.run_type or "manual").strip().lower().rsplit(".", 1)[-1]
-
-
 def max_catch_up() -> timedelta:
     from ml_connector.settings import get_setting
 
@@ -138,7 +133,7 @@ def read_range(ctx: FlowContext, now: datetime | None = None) -> ReadRange:
     cursor = datetime.fromisoformat(raw) if raw else None
     if cursor is not None and cursor.tzinfo is None:
         cursor = cursor.replace(tzinfo=UTC)
-    kind = run_kind(ctx)
+    kind = ctx.run_type
     incremental = not ctx.params.has_dates and kind != "backfill"
     if not incremental or cursor is None or cursor >= read_from:
         return ReadRange(start, end, read_from, cursor, incremental, started=now)
@@ -178,7 +173,7 @@ def _cursor_note(ctx: FlowContext, rng: ReadRange, out: Outcomes) -> None:
 
 
 def _advance_cursor(ctx: FlowContext, rng: ReadRange) -> None:
-    new = rng.cursor_after(run_kind(ctx))
+    new = rng.cursor_after(ctx.run_type)
     if new is None:
         return
     with session_scope(ctx.engine) as s:
@@ -410,7 +405,7 @@ def extract(ctx: FlowContext) -> Outcomes:
         from ml_connector.flows.invoice_poll.dry_run import preview
 
         return preview(ctx)
-    if ctx.window is None and not ctx.params.ids and run_kind(ctx) == "backfill":
+    if ctx.window is None and not ctx.params.ids and ctx.run_type == "backfill":
         raise ConfigError("a backfill run has no data interval: the DAG needs a CronDataIntervalTimetable")
     out = Outcomes()
     jag = ctx.jaggaer_hook()
