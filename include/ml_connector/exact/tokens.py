@@ -566,27 +566,10 @@ class TokenChain:
     def _send_refresh(
         self, refresh_token: str, marker: datetime, interrupted: datetime | None, failed_token: str | None
     ) -> str:
-        form = {
-            "grant_type": "refresh_token",
-            "refresh_token": refresh_token,
-            "client_id": self.app.client_id,
-            "client_secret": self.app.client_secret,
-        }
         if TokenChain.before_send_hook is not None:
             TokenChain.before_send_hook()
-        self.token_calls += 1
         try:
-            response = http.send(
-                self.session,
-                "POST",
-                self.app.token_url,
-                write=True,
-                policy=self.policy,
-                data=form,
-                audit=self.audit,
-                audit_ctx=self._audit_ctx("token_refresh"),
-                describe=describe_token_response,
-            )
+            response = self._post_token("token_refresh", grant_type="refresh_token", refresh_token=refresh_token)
         except (AmbiguousWriteError, TransientError):
             # The marker stays: the next refresh will learn whether Exact rotated the pair.
             raise TransientError(
@@ -726,28 +709,12 @@ class TokenChain:
     # -- a new chain (consent) -----------------------------------------------------------------------------------
     def exchange_code(self, code: str, redirect_uri: str) -> TokenPair:
         """Trade an authorization code for the first pair and store it (a new chain replaces any old one)."""
-        form = {
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": redirect_uri,
-            "client_id": self.app.client_id,
-            "client_secret": self.app.client_secret,
-        }
         with self.lock.held():
             self._count_token_call()
-            self.token_calls += 1
             # (no marker: a lost answer here only loses the code, never an existing chain)
             try:
-                response = http.send(
-                    self.session,
-                    "POST",
-                    self.app.token_url,
-                    write=True,
-                    policy=self.policy,
-                    data=form,
-                    audit=self.audit,
-                    audit_ctx=self._audit_ctx("token_exchange"),
-                    describe=describe_token_response,
+                response = self._post_token(
+                    "token_exchange", grant_type="authorization_code", code=code, redirect_uri=redirect_uri
                 )
             except AmbiguousWriteError:
                 raise TransientError(
@@ -778,6 +745,23 @@ class TokenChain:
                 f"start again with mlc exact connect --tenant {self.tenant}",
                 response.status_code,
             )
+
+    def _post_token(self, action: str, **grant: str) -> requests.Response:
+        """One call to Exact's token endpoint (client credentials in the form body, as Exact wants them); audited
+        without the form, never re-sent here. Callers decide what a lost answer means for their chain."""
+        self.token_calls += 1
+        form = {**grant, "client_id": self.app.client_id, "client_secret": self.app.client_secret}
+        return http.send(
+            self.session,
+            "POST",
+            self.app.token_url,
+            write=True,
+            policy=self.policy,
+            data=form,
+            audit=self.audit,
+            audit_ctx=self._audit_ctx(action),
+            describe=describe_token_response,
+        )
 
     def _count_token_call(self) -> None:
         now = self.clock()
