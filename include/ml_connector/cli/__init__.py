@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import typer
@@ -35,4 +36,6 @@ def main() -> None:
     # mlc is an admin tool run next to the scheduler/api-server: let Airflow's SDK read connections from the
     # metadata database (outside a task it otherwise only looks at AIRFLOW_CONN_* environment variables).
     os.environ.setdefault("_AIRFLOW_PROCESS_CONTEXT", "server")
+    # A command prints its own result; Alembic's per-migration progress lines are noise here.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     app()
