@@ -30,6 +30,10 @@ os.environ["MLC_DB_URL"] = f"sqlite:///{_HOME / 'ml_connector.db'}"
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# Every request the connector sends to an Exact sandbox during the session is checked against Exact's published
+# entity reference; the session fails if one asked for an endpoint, method or property the reference lacks.
+pytest_plugins = ["sandbox.exact.contract_plugin"]
+
 
 def _pg_admin_url() -> str | None:
     return os.environ.get("MLC_TEST_PG_URL")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.metadata
 import logging
 import re
 import threading
@@ -48,6 +49,16 @@ from ml_connector.exact.tokens import CREDENTIALS_REFUSED, ExactApp, TokenChain,
 
 log = logging.getLogger(__name__)
 
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("ml-connector")
+    except importlib.metadata.PackageNotFoundError:
+        return "dev"
+
+
+#: Sent on every request, so Exact (and the sandbox's contract check) can tell the connector's calls apart.
+USER_AGENT = f"ml-connector/{_version()}"
 ME_SELECT = "CurrentDivision,UserID,UserName,FullName,Email"
 _DIVISION_IN_URL = re.compile(r"/api/v1/(\d+)/")
 
@@ -92,7 +103,7 @@ class ExactClient:
         self.sleep = sleep or sleeper_for(clock)
         self.policy = policy
         self.session = CountingSession()
-        self.session.headers.update({"Accept": "application/json"})
+        self.session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
         self.tokens = TokenChain(
             engine,
             tenant,

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 
 from ml_connector import http
 from ml_connector.errors import ConfigError, ConnectorError, TokenChainBroken
-from ml_connector.exact.client import ExactClient
+from ml_connector.exact.client import USER_AGENT, ExactClient
 from ml_connector.exact.connection import app_from_connection
 from ml_connector.exact.tokens import CREDENTIALS_REFUSED, ExactApp
 
@@ -143,7 +143,7 @@ class ExactOnlineHook(HttpHook):
         session = requests.Session()
         self.base_url = self.app.base_url
         self._base_url_initialized = True
-        session.headers.update({"Accept": "application/json"})
+        session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
         session.headers["Authorization"] = f"Bearer {self.client.tokens.get_access_token()}"
         if headers:
             session.headers.update(headers)
