@@ -29,10 +29,8 @@ from sandbox.common.calls import CallCounterMiddleware, CallLog
 from sandbox.common.clock import Clock
 from sandbox.common.date_header import DateHeaderMiddleware
 from sandbox.common.faults import FaultInjector, FaultMiddleware, FaultRule
+from sandbox.exact import contract, reference
 from sandbox.exact.entities import (
-    DIVISION,
-    ENTRY_LINE_WRITABLE,
-    ME,
     SYNC_ORDER_FIELDS,
     EntitySet,
     build_sets,
@@ -66,7 +64,7 @@ from sandbox.exact.odata import (
     simple_comparison,
 )
 from sandbox.exact.settings import DEMO_CLIENT_ID, DEMO_REDIRECT_URIS, ExactSettings
-from sandbox.exact.store import DAY_MS, PO, Division, ExactStore
+from sandbox.exact.store import DAY_MS, ENTITY_TYPE_ACCOUNT, PO, Division, ExactStore
 
 log = logging.getLogger(__name__)
 
@@ -143,14 +141,6 @@ _ISO_CURRENCY_TEXT = """
 ISO_CURRENCIES = frozenset(_ISO_CURRENCY_TEXT.split())
 ACCOUNT_CODE_MAX = 18
 
-_EDM_NAME = {
-    GUID: "Edm.Guid",
-    STR: "Edm.String",
-    INT: "Edm.Int32",
-    FLOAT: "Edm.Double",
-    BOOL: "Edm.Boolean",
-    DATETIME: "Edm.DateTime",
-}
 _INT_TEXT = re.compile(r"^\s*[-+]?\d{1,9}\s*$")
 
 
@@ -170,6 +160,19 @@ def _type_ok(t: str, v: Any) -> bool:
     if t == DATETIME:
         return isinstance(v, str)
     return True
+
+
+ME = reference.endpoint("current/Me")
+
+
+def no_property(name: str, type_name: str, select: list[str] | None = None) -> str:
+    """Exact's answer to a query option naming a property the entity does not have."""
+    pos = 0
+    for item in select or []:
+        if item == name or item.endswith("/" + name) or item.startswith(name + "/"):
+            break
+        pos += len(item) + 1
+    return f"No property '{name}' exists in type '{type_name}' at position {pos}."
 
 
 def error_body(message: str) -> dict[str, Any]:
@@ -458,6 +461,8 @@ class ExactSandbox:
 
         @app.get("/api/v1/current/Me")
         async def me(request: Request) -> Response:
+            contract.record("GET", request.url.path, list(request.query_params.multi_items()), None,
+                            request.headers.get("user-agent"))  # fmt: skip
             try:
                 return self._me(request)
             except Exception as exc:  # never a bare crash: Exact's error body
@@ -466,6 +471,8 @@ class ExactSandbox:
         @app.api_route("/api/v1/{division}/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
         async def api(request: Request, division: str, rest: str) -> Response:
             body = await request.body() if request.method in ("POST", "PUT", "PATCH") else b""
+            contract.record(request.method, request.url.path, list(request.query_params.multi_items()), body,
+                            request.headers.get("user-agent"))  # fmt: skip
             # In a worker thread: a slow request (100k rows) must not stall the event loop and every other client;
             # the store lock serialises the state.
             return await run_in_threadpool(self.handle_safe, request, division, rest, body)
@@ -491,7 +498,7 @@ class ExactSandbox:
             return xml_error_response(406, "Not acceptable: send Accept: application/json.")
         try:
             select = parse_select(request.query_params.get("$select"))
-            fields = self._plain_fields(ME, select)
+            fields = self._plain_fields(ME.plain, select, ME.type_name)
         except ODataError as exc:
             return self._error(json_ok, 400, str(exc))
         base = self.base_url(request)
@@ -499,7 +506,7 @@ class ExactSandbox:
         if current not in chain.divisions and chain.divisions:
             current = chain.divisions[0]
         row = {
-            **{k: v for k, v in demo.DEMO_USER.items() if k in ME},
+            **{k: v for k, v in demo.DEMO_USER.items() if k in ME.properties},
             "CurrentDivision": current,
             "DivisionCustomer": demo.guid("customer", None, "mpe"),
             "DivisionCustomerCode": "                 1",
@@ -510,7 +517,7 @@ class ExactSandbox:
         out = {
             "__metadata": {
                 "uri": f"{base}/api/v1/current/Me(guid'{row['UserID']}')",
-                "type": "Exact.Web.Api.System.Me",
+                "type": ME.type_name,
             }
         }
         out.update({f: row.get(f) for f in fields})
@@ -627,22 +634,45 @@ class ExactSandbox:
                 return self._post_entry(ctx, spec, div, data, prefer)
         if method == "PUT" and key is not None and spec.name == "crm/Accounts":
             return self._put_account(ctx, spec, div, key, _parse_body(body))
+        if method == "DELETE" and key is not None and spec.name == "crm/Accounts":
+            guid = _parse_key(key)
+            if div.accounts.get(guid) is None:
+                raise HTTPFail(404, "Not found")
+            div.accounts.remove(guid)
+            div.deleted.append(self.store.deleted_row(div, guid, ENTITY_TYPE_ACCOUNT, self.store.now_ms()))
+            return Response(status_code=204)
         if method == "DELETE" and key is not None and spec.name == "purchaseentry/PurchaseEntries":
             guid = _parse_key(key)
             if div.purchase_entries.get(guid) is None:
                 raise HTTPFail(404, "Not found")
             div.purchase_entries.remove(guid)
             return Response(status_code=204)
+        if method in spec.methods:
+            # Exact has this method here (the reference says so); the sandbox has no behaviour behind it.
+            raise HTTPFail(501, f"The Exact sandbox does not implement {method} on {spec.name} (Exact Online does).")
         raise HTTPFail(405, f"The requested resource does not support http method '{method}'.")
 
     # ---- reading ------------------------------------------------------------------------------------------------
-    def _plain_fields(self, schema: dict[str, str], select: list[str] | None) -> list[str]:
+    def _plain_fields(self, schema: dict[str, str], select: list[str] | None, type_name: str) -> list[str]:
         if select is None or select == ["*"]:
             return list(schema)
         for f in select:
             if f not in schema:
-                raise ODataError(f"Property '{f}' does not exist.")
+                raise ODataError(no_property(f, type_name, select))
         return select
+
+    def _nav_spec(self, spec: EntitySet, nav: str) -> EntitySet | None:
+        """The served endpoint a collection links to (None: the sandbox has no data behind it)."""
+        target = spec.navs[nav].target
+        return self.sets.get(target) if target else None
+
+    def _nav_ref(self, spec: EntitySet, nav: str) -> tuple[dict[str, str], str]:
+        """(schema, type name) of the entity a collection holds, from the reference."""
+        target = spec.navs[nav].target
+        ep = reference.find(target) if target else None
+        if ep is None:
+            return {}, f"{spec.type_name}.{nav}"
+        return ep.plain, ep.type_name
 
     def _fields(
         self, spec: EntitySet, select: list[str] | None, expand: list[str], *, representation: bool = False
@@ -664,35 +694,39 @@ class ExactSandbox:
         if select is None or select == ["*"]:
             if nav_select_only:
                 return list(spec.schema), {}, list(spec.navs)
-            navs = {n: list(self.sets[spec.navs[n].target].schema) for n in expand}
+            navs = {n: list(self._nav_ref(spec, n)[0]) for n in expand}
             deferred = [n for n in spec.navs if n not in expand]
             return list(spec.schema), navs, deferred
         fields: list[str] = []
         navs: dict[str, list[str]] = {}
         deferred: list[str] = []
         for name in select:
-            if "/" in name:
+            if name == "*":
+                fields.extend(f for f in spec.schema if f not in fields)
+                deferred.extend(n for n in spec.navs if n not in deferred and n not in expand)
+            elif "/" in name:
                 nav, _, f = name.partition("/")
                 if nav not in spec.navs:
-                    raise ODataError(f"Property '{nav}' does not exist.")
+                    raise ODataError(no_property(nav, spec.type_name, select))
                 if nav not in expand:
                     raise ODataError(f"Property '{name}' can only be selected when '{nav}' is expanded ($expand).")
-                target = self.sets[spec.navs[nav].target].schema
+                target, target_type = self._nav_ref(spec, nav)
                 if f == "*":
                     navs[nav] = list(target)
                     continue
                 if f not in target:
-                    raise ODataError(f"Property '{f}' does not exist on '{nav}'.")
+                    raise ODataError(no_property(f, target_type, select))
                 navs.setdefault(nav, []).append(f)
             elif name in spec.navs:
                 if name in expand and not nav_select_only:
-                    navs[name] = list(self.sets[spec.navs[name].target].schema)
+                    navs[name] = list(self._nav_ref(spec, name)[0])
                 elif name not in deferred:
                     deferred.append(name)
             elif name in spec.schema:
-                fields.append(name)
+                if name not in fields:
+                    fields.append(name)
             else:
-                raise ODataError(f"Property '{name}' does not exist.")
+                raise ODataError(no_property(name, spec.type_name, select))
         return fields, navs, [n for n in deferred if n not in navs]
 
     def _query_options(self, ctx: Ctx, spec: EntitySet) -> tuple[Any, list[str] | None, list[str], int | None]:
@@ -754,11 +788,11 @@ class ExactSandbox:
         for f in fields:
             out[f] = self._convert(schema[f], row.get(f))
         for nav, nf in (navs or {}).items():
-            target = self.sets[spec.navs[nav].target]
-            children = self._children(div, spec, nav, obj if obj is not None else row)
+            target = self._nav_spec(spec, nav)
+            children = self._children(div, spec, nav, obj if obj is not None else row) if target else []
             size = self._settings.expand_page_size
             page = children[:size]
-            block: dict[str, Any] = {"results": [self._render(ctx, target, div, c, nf) for c in page]}
+            block: dict[str, Any] = {"results": [self._render(ctx, target, div, c, nf) for c in page if target]}
             if len(children) > size:
                 block["__next"] = f"{uri}/{nav}?" + _encode_query(
                     [("$select", ",".join(nf)), ("$skiptoken", f"guid'{page[-1]['ID']}'")]
@@ -806,11 +840,15 @@ class ExactSandbox:
         if nav is not None:
             if nav not in spec.navs:
                 raise HTTPFail(404, f"Resource not found for the segment '{nav}'.")
-            target = self.sets[spec.navs[nav].target]
-            fields = self._plain_fields(target.schema, select)
+            target = self._nav_spec(spec, nav)
+            if target is None:  # a collection the sandbox holds no data for: always empty
+                schema, type_name = self._nav_ref(spec, nav)
+                self._plain_fields(schema, select, type_name)
+                return JSONResponse({"d": {"results": []}}) if ctx.json else _atom_feed(ctx.base, nav, [])
+            fields = self._plain_fields(target.schema, select, target.type_name)
             children = self._children(div, spec, nav, obj)
             if ast is not None:
-                pred = compile_filter(ast, target.schema)
+                pred = compile_filter(ast, target.schema, type_name=target.type_name)
                 children = [c for c in children if pred(c)]
             tok = _q(ctx, "$skiptoken")
             start = 0
@@ -836,8 +874,12 @@ class ExactSandbox:
             return self._sync(ctx, spec, div)
         ast, select, expand, top = self._query_options(ctx, spec)
         fields, navs, deferred = self._fields(spec, select, expand)
-        if spec.required_filter is not None and (ast is None or not filter_fields(ast) & spec.required_filter):
-            raise HTTPFail(400, "A required filter is missing.")
+        if spec.required_filter is not None:
+            allowed = spec.required_filter | (
+                {"Modified"} if spec.name == "crm/Accounts" and self._settings.accounts_filter_on_modified else set()
+            )
+            if ast is None or not filter_fields(ast) & allowed:
+                raise HTTPFail(400, "A required filter is missing.")
         size = self._settings.sync_page_size if spec.kind == "bulk" else self._settings.page_size
         limit = size if top is None else min(size, top)
         tok = _q(ctx, "$skiptoken")
@@ -846,7 +888,7 @@ class ExactSandbox:
         if spec.table is not None:
             table = spec.table(div)
             getters = spec.getters_for(div) if spec.getters_for is not None else spec.getters
-            pred = compile_filter(ast, spec.schema, getters) if ast is not None else None
+            pred = compile_filter(ast, spec.schema, getters, spec.type_name) if ast is not None else None
             if orderby:
                 candidates = table.query(ast, None, None, len(table))[0] if ast is not None else list(table)
                 objs, more, _after_pos = self._ordered(spec, div, candidates, pred, orderby, after, limit, getters)
@@ -855,7 +897,7 @@ class ExactSandbox:
             rows = [(self._full(spec, div, o), o) for o in objs]
         else:
             all_rows = self._virtual_rows(ctx, spec, div, ast)
-            pred = compile_filter(ast, spec.schema) if ast is not None else None
+            pred = compile_filter(ast, spec.schema, type_name=spec.type_name) if ast is not None else None
             if orderby:
                 objs, more, _ = self._ordered(spec, div, all_rows, pred, orderby, after, limit, None)
             else:
@@ -894,13 +936,10 @@ class ExactSandbox:
         keys: list[tuple[str, bool]] = []
         for part in orderby.split(","):
             bits = part.strip().split()
-            if (
-                not bits
-                or len(bits) > 2
-                or bits[0] not in spec.schema
-                or (len(bits) > 1 and bits[1] not in ("asc", "desc"))
-            ):
+            if not bits or len(bits) > 2 or (len(bits) > 1 and bits[1] not in ("asc", "desc")):
                 raise ODataError(f"Invalid $orderby '{orderby}'.")
+            if bits[0] not in spec.schema:
+                raise ODataError(no_property(bits[0], spec.type_name))
             keys.append((bits[0], len(bits) > 1 and bits[1] == "desc"))
 
         def getter(field: str) -> Callable[[Any], Any]:
@@ -933,27 +972,34 @@ class ExactSandbox:
         return page, start + limit < len(matched), start
 
     def _virtual_rows(self, ctx: Ctx, spec: EntitySet, div: Division, ast: Any) -> list[dict[str, Any]]:
-        if spec.name in ("system/Divisions", "system/AllDivisions"):
+        if spec.name in ("system/Divisions", "system/AllDivisions", "hrm/Divisions"):
             out = []
+            main = next(iter(demo.DIVISIONS))
             for code, d in self.store.divisions.items():
                 info = demo.DIVISIONS.get(code, {})
+                # the union of the three endpoints' names for the same facts; rendering keeps each one's own
                 out.append(
                     {
                         "Code": code,
                         "Description": d.name,
+                        "Hid": code // 1000,
                         "HID": code // 1000,
                         "Country": "GB",
                         "Currency": "GBP",
                         "VATNumber": info.get("vat_number"),
                         "ChamberOfCommerceNumber": info.get("chamber_of_commerce"),
                         "City": info.get("city"),
-                        "Main": code == next(iter(demo.DIVISIONS)),
+                        "Main": code == main,
+                        "IsMainDivision": code == main,
+                        "Current": code == self._settings.current_division,
                         "Status": 1,
-                        "Created": None,
-                        "Modified": None,
+                        "BlockingStatus": 0,
+                        "Customer": demo.guid("customer", None, "mpe"),
+                        "CustomerCode": "                 1",
+                        "CustomerName": demo.COMPANY_NAME,
                     }
                 )
-            if spec.name == "system/Divisions":
+            if spec.name != "system/AllDivisions":  # the divisions the app was granted
                 out = [r for r in out if r["Code"] in ctx.chain.divisions]
             return out
         if spec.name == "purchaseorder/PurchaseOrderLines":
@@ -1005,7 +1051,7 @@ class ExactSandbox:
     def _sync_deleted(
         self, spec: EntitySet, div: Division, start: int, ast: Any, limit: int
     ) -> tuple[list[dict[str, Any]], bool]:
-        pred = compile_filter(ast, spec.schema) if ast is not None else None
+        pred = compile_filter(ast, spec.schema, type_name=spec.type_name) if ast is not None else None
         days = self._settings.deleted_retention_days
         oldest = None if days is None else self.store.now_ms() - int(days * DAY_MS)
         rows: list[dict[str, Any]] = []
@@ -1029,8 +1075,12 @@ class ExactSandbox:
         terms = conjuncts(ast) if ast is not None else []
         order_terms = [t for t in terms if (f := filter_fields(t)) and f <= SYNC_ORDER_FIELDS]
         row_terms = [t for t in terms if not any(t is o for o in order_terms)]
-        order_pred = compile_filter(_all_of(order_terms), spec.schema, po_getters(div)) if order_terms else None
-        row_pred = compile_filter(_all_of(row_terms), spec.schema, sync_getters(div)) if row_terms else None
+        order_pred = (
+            compile_filter(_all_of(order_terms), spec.schema, po_getters(div), spec.type_name) if order_terms else None
+        )
+        row_pred = (
+            compile_filter(_all_of(row_terms), spec.schema, sync_getters(div), spec.type_name) if row_terms else None
+        )
         pairs: list[tuple[PO, int]] = []
         more = False
         for po, first in div.sync.orders_after(start):
@@ -1073,31 +1123,36 @@ class ExactSandbox:
             return _atom_entry(ctx.base, out, status=201)
         return JSONResponse({"d": out}, status_code=201)
 
-    def _check_props(
-        self, spec_type: str, data: dict[str, Any], writable: frozenset[str], readable: Iterable[str]
-    ) -> None:
-        """Unknown properties and values of the wrong JSON type -> 400, as Exact's OData reader refuses them."""
-        known = set(writable) | set(readable)
-        schema = readable if isinstance(readable, dict) else {}
+    def _check_props(self, spec: EntitySet, data: dict[str, Any], settable: frozenset[str]) -> dict[str, Any]:
+        """The properties of a POST/PUT body to store. A property the entity does not have, or a value of the
+        wrong JSON type, is a 400 as Exact's OData reader answers; one the reference shows as read-only is ignored
+        or refused (``readonly_property_on_write``)."""
+        out: dict[str, Any] = {}
         for k, v in data.items():
             if k == "__metadata":
                 continue
-            if k not in known:
+            if k not in spec.schema and k not in spec.navs:
                 raise HTTPFail(
                     400,
                     f"Error processing request stream. The property name '{k}' specified for type "
-                    f"'{spec_type}' is not valid.",
+                    f"'{spec.type_name}' is not valid.",
                 )
-            t = schema.get(k)
+            t = spec.schema.get(k)
             if t is not None and v is not None and not _type_ok(t, v):
                 raise HTTPFail(
                     400,
                     "Error processing request stream. Cannot convert a primitive value to the expected type "
-                    f"'{_EDM_NAME.get(t, 'Edm.String')}' ({k}). See the inner exception for more details.",
+                    f"'{spec.ref.properties[k].edm}' ({k}). See the inner exception for more details.",
                 )
+            if k not in settable and k not in spec.navs:
+                if self._settings.readonly_property_on_write == "refuse":
+                    raise HTTPFail(400, f"Property '{k}' of type '{spec.type_name}' is read-only.")
+                continue
+            out[k] = v
+        return out
 
     def _post_account(self, ctx: Ctx, spec: EntitySet, div: Division, data: dict[str, Any], prefer: bool) -> Response:
-        self._check_props(spec.type_name, data, spec.writable, spec.schema)
+        data = self._check_props(spec, data, spec.writable)
         if not str(data.get("Name") or "").strip():
             raise self._validation([self._msg("mandatory_name")])
         code = data.get("Code")
@@ -1110,7 +1165,7 @@ class ExactSandbox:
         if any(a["Code"] == padded for a in div.accounts.lookup("Code", padded)):
             raise self._validation([self._msg("duplicate_code", str(code).strip())])
         now = self.store.now_ms()
-        acct = {f: None for f in spec.schema}
+        acct: dict[str, Any] = {}
         acct.update(
             {
                 "IsSupplier": False,
@@ -1123,7 +1178,7 @@ class ExactSandbox:
                 "PurchaseCurrency": "GBP",
             }
         )
-        acct.update({k: v for k, v in data.items() if k in spec.writable})
+        acct.update({k: v for k, v in data.items() if k in spec.schema})
         acct.update(
             {
                 "ID": str(uuid.uuid4()),
@@ -1141,14 +1196,14 @@ class ExactSandbox:
         guid = _parse_key(key)
         if div.accounts.get(guid) is None:
             raise HTTPFail(404, "Not found")
-        self._check_props(spec.type_name, data, spec.writable, spec.schema)
+        data = self._check_props(spec, data, spec.updatable)
         if "Name" in data and not str(data["Name"] or "").strip():
             raise self._validation([self._msg("mandatory_name")])
         now = self.store.now_ms()
 
         def mutate(a: dict[str, Any]) -> None:
             for k, v in data.items():
-                if k in spec.writable and k != "Code":
+                if k in spec.schema and k != "Code":
                     a[k] = v
             a["Modified"] = now
 
@@ -1157,16 +1212,18 @@ class ExactSandbox:
 
     def _post_entry(self, ctx: Ctx, spec: EntitySet, div: Division, data: dict[str, Any], prefer: bool) -> Response:
         line_spec = self.sets["purchaseentry/PurchaseEntryLines"]
-        self._check_props(spec.type_name, data, spec.writable, spec.schema)
+        data = self._check_props(spec, data, spec.writable)
         raw_lines = data.get("PurchaseEntryLines")
         if isinstance(raw_lines, dict) and "results" in raw_lines:
             raw_lines = raw_lines["results"]
         if raw_lines is not None and not isinstance(raw_lines, list):
             raise HTTPFail(400, "Error processing request stream. 'PurchaseEntryLines' must be a collection.")
+        checked_lines = []
         for ln in raw_lines or []:
             if not isinstance(ln, dict):
                 raise HTTPFail(400, "Error processing request stream. A line must be an object.")
-            self._check_props(line_spec.type_name, ln, ENTRY_LINE_WRITABLE, line_spec.schema)
+            checked_lines.append(self._check_props(line_spec, ln, line_spec.writable))
+        raw_lines = checked_lines if raw_lines is not None else None
         journal = data.get("Journal")
         supplier = data.get("Supplier")
         errors: list[str] = []
@@ -1576,6 +1633,3 @@ def _atom(ctx: Ctx, spec: EntitySet, rows: list[dict[str, Any]]) -> Response:
 def create_app(settings: ExactSettings | dict[str, Any] | None = None, clock: Clock | None = None) -> FastAPI:
     """The Exact Online sandbox app (``app.state.sandbox`` is its :class:`ExactSandbox`)."""
     return ExactSandbox(settings, clock).app
-
-
-_ = DIVISION  # re-exported schema (system/Divisions)

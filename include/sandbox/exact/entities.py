@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.common import demo_company as demo
-from sandbox.exact.odata import BOOL, DATETIME, FLOAT, GUID, INT, STR, Schema
+from sandbox.exact import reference
+from sandbox.exact.odata import Schema
 from sandbox.exact.store import (
     APPROVAL_STATUS,
-    ORDER_STATUS,
     PO,
     Division,
     Table,
@@ -19,305 +19,74 @@ from sandbox.exact.store import (
     po_your_ref,
 )
 
-M = "Exact.Web.Api.Models."
-
 
 @dataclass
 class Nav:
     name: str
-    target: str  # the target entity set's name
-    key_field: str  # field of the child that holds the parent key
+    target: str | None  # the linked endpoint (reference name); None where the reference does not say
+    key_field: str = ""  # field of the child that holds the parent key
 
 
 @dataclass
 class EntitySet:
+    """One endpoint the sandbox serves. Its schema, type name, methods and collections come from Exact's entity
+    reference (:mod:`sandbox.exact.reference`); behaviour (data, required filters, validation) is added by hand."""
+
     name: str  # path under /api/v1/{division}/, e.g. "crm/Accounts"
-    type_name: str
     key: str
-    schema: Schema
     table: Callable[[Division], Table] | None = None
-    kind: str = "normal"  # normal (60/page) | bulk (1000/page, $select mandatory)
+    kind: str = "normal"  # normal (60/page) | bulk / sync (1000/page, $select mandatory)
     full: Callable[[Division, Any], dict[str, Any]] | None = None  # stored object -> API row
     getters: dict[str, Callable[[Any], Any]] | None = None  # for $filter on stored objects
     # getters bound to a division (fields that need the division's accounts or code tables); complete: every
     # schema field, so a $filter on any of them works on stored objects
     getters_for: Callable[[Division], dict[str, Callable[[Any], Any]]] | None = None
     required_filter: frozenset[str] | None = None  # GET needs a $filter naming one of these
-    navs: dict[str, Nav] = field(default_factory=dict)
-    methods: frozenset[str] = frozenset({"GET"})
-    writable: frozenset[str] = frozenset()
+    ref: reference.Endpoint = field(init=False)
+    type_name: str = field(init=False)
+    schema: Schema = field(init=False)  # every non-collection property -> value kind
+    navs: dict[str, Nav] = field(init=False)  # every collection property
+    methods: frozenset[str] = field(init=False)
+    writable: frozenset[str] = field(init=False)  # properties a POST may set (the reference's hints)
+    updatable: frozenset[str] = field(init=False)  # properties a PUT may set
+
+    def __post_init__(self) -> None:
+        self.ref = reference.endpoint(self.name)
+        self.type_name = self.ref.type_name
+        self.schema = self.ref.plain
+        self.navs = {n: Nav(n, p.collection_of, self.key) for n, p in self.ref.collections.items()}
+        self.methods = self.ref.methods
+        self.writable = frozenset(n for n, p in self.ref.properties.items() if "POST" in p.methods)
+        self.updatable = frozenset(n for n, p in self.ref.properties.items() if "PUT" in p.methods)
 
 
-def _schema(**fields: str) -> Schema:
-    return dict(fields)
-
-
-# --------------------------------------------------------------------------------------------------- schemas
-ACCOUNT = _schema(
-    ID=GUID,
-    Code=STR,
-    Name=STR,
-    SearchCode=STR,
-    IsSupplier=BOOL,
-    IsSales=BOOL,
-    IsPurchase=BOOL,
-    Status=STR,
-    Type=STR,
-    Blocked=BOOL,
-    VATNumber=STR,
-    ChamberOfCommerce=STR,
-    Email=STR,
-    Phone=STR,
-    AddressLine1=STR,
-    City=STR,
-    Postcode=STR,
-    Country=STR,
-    PurchaseCurrency=STR,
-    PurchaseVATCode=STR,
-    PaymentConditionPurchase=STR,
-    Division=INT,
-    Created=DATETIME,
-    Modified=DATETIME,
-)
-ACCOUNT_WRITABLE = frozenset(set(ACCOUNT) - {"ID", "Division", "Created", "Modified"})
+ACCOUNT = reference.endpoint("crm/Accounts").plain
+# crm/Accounts refuses a GET without a filter on one of these (Exact's error text lists them; api-contracts §1.7).
+# Modified is a switch (ExactSettings.accounts_filter_on_modified): sources disagree.
 ACCOUNT_REQUIRED_FILTER = frozenset(
-    {"ID", "Code", "Name", "SearchCode", "VATNumber", "ChamberOfCommerce", "Email", "IsSupplier", "IsSales", "Created"}
-)
-
-PO_HEADER = _schema(
-    PurchaseOrderID=GUID,
-    AmountDC=FLOAT,
-    AmountFC=FLOAT,
-    ApprovalStatus=INT,
-    ApprovalStatusDescription=STR,
-    Created=DATETIME,
-    Creator=GUID,
-    CreatorFullName=STR,
-    Currency=STR,
-    Description=STR,
-    Division=INT,
-    ExchangeRate=FLOAT,
-    InvoiceStatus=INT,
-    Modified=DATETIME,
-    OrderDate=DATETIME,
-    OrderNumber=INT,
-    OrderStatus=INT,
-    OrderStatusDescription=STR,
-    PaymentCondition=STR,
-    PurchaseOrderLineCount=INT,
-    ReceiptDate=DATETIME,
-    ReceiptStatus=INT,
-    Remarks=STR,
-    Supplier=GUID,
-    SupplierCode=STR,
-    SupplierName=STR,
-    VATAmount=FLOAT,
-    YourRef=STR,
-)
-PO_LINE = _schema(
-    ID=GUID,
-    PurchaseOrderID=GUID,
-    LineNumber=INT,
-    AmountDC=FLOAT,
-    AmountFC=FLOAT,
-    CostCenter=STR,
-    CostCenterDescription=STR,
-    CostUnit=STR,
-    CostUnitDescription=STR,
-    Created=DATETIME,
-    Description=STR,
-    Discount=FLOAT,
-    Division=INT,
-    InvoicedQuantity=FLOAT,
-    Item=GUID,
-    ItemCode=STR,
-    ItemDescription=STR,
-    Modified=DATETIME,
-    NetPrice=FLOAT,
-    Notes=STR,
-    Quantity=FLOAT,
-    QuantityInPurchaseUnits=FLOAT,
-    ReceiptDate=DATETIME,
-    ReceivedQuantity=FLOAT,
-    Unit=STR,
-    UnitDescription=STR,
-    UnitPrice=FLOAT,
-    VATAmount=FLOAT,
-    VATCode=STR,
-    VATDescription=STR,
-    VATPercentage=FLOAT,
-)
-SYNC_PO = {
-    "Timestamp": INT,
-    "ID": GUID,
-    **{k: v for k, v in PO_HEADER.items() if k != "PurchaseOrderLines"},
-    **{k: v for k, v in PO_LINE.items() if k not in ("ID",)},
-    "CostCenterCode": STR,
-    "CostUnitCode": STR,
-}
-DELETED = _schema(
-    Timestamp=INT, ID=GUID, EntityKey=GUID, EntityType=INT, DeletedBy=GUID, DeletedDate=DATETIME, Division=INT
-)
-ENTRY = _schema(
-    EntryID=GUID,
-    EntryNumber=INT,
-    InvoiceNumber=INT,
-    Journal=STR,
-    JournalDescription=STR,
-    Supplier=GUID,
-    SupplierName=STR,
-    EntryDate=DATETIME,
-    DueDate=DATETIME,
-    YourRef=STR,
-    Description=STR,
-    PaymentReference=STR,
-    ExternalLinkReference=STR,
-    Currency=STR,
-    Rate=FLOAT,
-    ReportingYear=INT,
-    ReportingPeriod=INT,
-    AmountDC=FLOAT,
-    AmountFC=FLOAT,
-    VATAmountDC=FLOAT,
-    VATAmountFC=FLOAT,
-    Status=INT,
-    StatusDescription=STR,
-    Type=INT,
-    TypeDescription=STR,
-    PaymentCondition=STR,
-    Division=INT,
-    Created=DATETIME,
-    Modified=DATETIME,
-)
-ENTRY_WRITABLE = frozenset(
     {
-        "Journal",
-        "Supplier",
-        "EntryDate",
-        "DueDate",
-        "YourRef",
-        "Description",
-        "PaymentReference",
-        "ExternalLinkReference",
-        "Currency",
-        "Rate",
-        "ReportingYear",
-        "ReportingPeriod",
-        "PaymentCondition",
-        "PurchaseEntryLines",
-        "EntryID",
-        "Document",
-        "BatchNumber",
+        "ID",
+        "Code",
+        "Name",
+        "SearchCode",
+        "VATNumber",
+        "ChamberOfCommerce",
+        "Email",
+        "IsSupplier",
+        "IsSales",
+        "IsPurchase",
+        "Created",
+        "Blocked",
+        "City",
+        "Country",
+        "Postcode",
+        "Status",
+        "Type",
     }
 )
-ENTRY_LINE = _schema(
-    ID=GUID,
-    EntryID=GUID,
-    LineNumber=INT,
-    GLAccount=GUID,
-    GLAccountCode=STR,
-    GLAccountDescription=STR,
-    AmountFC=FLOAT,
-    AmountDC=FLOAT,
-    VATCode=STR,
-    VATPercentage=FLOAT,
-    VATAmountFC=FLOAT,
-    VATAmountDC=FLOAT,
-    VATBaseAmountFC=FLOAT,
-    CostCenter=STR,
-    CostUnit=STR,
-    Description=STR,
-    Quantity=FLOAT,
-    Notes=STR,
-    Division=INT,
-)
-ENTRY_LINE_WRITABLE = frozenset(
-    {
-        "GLAccount",
-        "AmountFC",
-        "AmountDC",
-        "VATCode",
-        "VATAmountFC",
-        "VATBaseAmountFC",
-        "CostCenter",
-        "CostUnit",
-        "Description",
-        "Quantity",
-        "Notes",
-        "LineNumber",
-        "Project",
-    }
-)
-GL = _schema(
-    ID=GUID,
-    Code=STR,
-    Description=STR,
-    Type=INT,
-    BalanceSide=STR,
-    VATCode=STR,
-    UseCostcenter=INT,
-    IsBlocked=BOOL,
-    Division=INT,
-    Created=DATETIME,
-    Modified=DATETIME,
-)
-COSTCENTER = _schema(ID=GUID, Code=STR, Description=STR, Active=BOOL, Division=INT, Created=DATETIME, Modified=DATETIME)
-VATCODE = _schema(
-    ID=GUID,
-    Code=STR,
-    Description=STR,
-    Percentage=FLOAT,
-    Type=STR,
-    IsBlocked=BOOL,
-    Division=INT,
-    Created=DATETIME,
-    Modified=DATETIME,
-)
-JOURNAL = _schema(ID=GUID, Code=STR, Description=STR, Type=INT, Division=INT, Created=DATETIME, Modified=DATETIME)
-ITEM = _schema(
-    ID=GUID,
-    Code=STR,
-    Description=STR,
-    ItemGroup=GUID,
-    ItemGroupCode=STR,
-    ItemGroupDescription=STR,
-    Unit=STR,
-    CostPriceStandard=FLOAT,
-    PurchaseVATCode=STR,
-    IsPurchaseItem=BOOL,
-    Division=INT,
-    Created=DATETIME,
-    Modified=DATETIME,
-)
-DIVISION = _schema(
-    Code=INT,
-    Description=STR,
-    HID=INT,
-    Country=STR,
-    Currency=STR,
-    VATNumber=STR,
-    ChamberOfCommerceNumber=STR,
-    City=STR,
-    Main=BOOL,
-    Status=INT,
-    Created=DATETIME,
-    Modified=DATETIME,
-)
-ME = _schema(
-    UserID=GUID,
-    UserName=STR,
-    FullName=STR,
-    FirstName=STR,
-    LastName=STR,
-    Email=STR,
-    LanguageCode=STR,
-    CurrentDivision=INT,
-    DivisionCustomer=GUID,
-    DivisionCustomerCode=STR,
-    DivisionCustomerName=STR,
-    IsClientUser=BOOL,
-    Legislation=INT,
-)
+PO_HEADER = reference.endpoint("purchaseorder/PurchaseOrders").plain
+PO_LINE = reference.endpoint("purchaseorder/PurchaseOrderLines").plain
+SYNC_PO = reference.endpoint("sync/PurchaseOrder/PurchaseOrders").plain
 
 
 # --------------------------------------------------------------------------------------------------- PO rows
@@ -377,7 +146,6 @@ def po_header_row(div: Division, po: PO) -> dict[str, Any]:
         "OrderDate": po.order_date,
         "OrderNumber": po.order_number,
         "OrderStatus": po.status,
-        "OrderStatusDescription": ORDER_STATUS.get(po.status, ""),
         "PaymentCondition": acct["PaymentConditionPurchase"] if acct else None,
         "PurchaseOrderLineCount": len(po.lines),
         "ReceiptDate": po.receipt_date,
@@ -433,7 +201,21 @@ def po_line_row(div: Division, po: PO, ln: tuple) -> dict[str, Any]:
     }
 
 
-_LINE_ONLY = [k for k in PO_LINE if k not in PO_HEADER and k not in ("ID",)]
+_LINE_ONLY = [k for k in SYNC_PO if k in PO_LINE and k not in PO_HEADER and k != "ID"]
+
+
+def _sync_line_codes(div: Division, line: dict[str, Any]) -> dict[str, Any]:
+    """On the sync endpoint ``CostCenter``/``CostUnit`` are GUIDs and the codes are ``CostCenterCode``/
+    ``CostUnitCode`` (the reference's types); on ``PurchaseOrderLines`` the plain fields hold the codes."""
+    lk = lookups(div)
+    cc = lk.cc.get(line["CostCenter"]) if line.get("CostCenter") else None
+    cu = lk.cu.get(line["CostUnit"]) if line.get("CostUnit") else None
+    return {
+        "CostCenter": cc["ID"] if cc else None,
+        "CostCenterCode": line.get("CostCenter"),
+        "CostUnit": cu["ID"] if cu else None,
+        "CostUnitCode": line.get("CostUnit"),
+    }
 
 
 def sync_po_row(div: Division, po: PO, index: int, head: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -445,14 +227,10 @@ def sync_po_row(div: Division, po: PO, index: int, head: dict[str, Any] | None =
         row = {"Timestamp": po.ts, "ID": po.id, **head, "LineNumber": 0}
         for k in _LINE_ONLY:
             row.setdefault(k, None)
-        row["CostCenterCode"] = None
-        row["CostUnitCode"] = None
+        row.update(CostCenter=None, CostCenterCode=None, CostUnit=None, CostUnitCode=None)
         return row
     line = po_line_row(div, po, po.lines[index - 1])
-    row = {"Timestamp": po.ts + index, **head, **line}
-    row["CostCenterCode"] = line["CostCenter"]
-    row["CostUnitCode"] = line["CostUnit"]
-    return row
+    return {"Timestamp": po.ts + index, **head, **line, **_sync_line_codes(div, line)}
 
 
 PO_GETTERS: dict[str, Callable[[PO], Any]] = {
@@ -471,7 +249,6 @@ PO_GETTERS: dict[str, Callable[[PO], Any]] = {
     "ReceiptDate": lambda p: p.receipt_date,
     "PurchaseOrderLineCount": lambda p: len(p.lines),
     "ApprovalStatusDescription": lambda p: APPROVAL_STATUS.get(p.approval, ""),
-    "OrderStatusDescription": lambda p: ORDER_STATUS.get(p.status, ""),
     "InvoiceStatus": lambda p: 30 if p.status == 30 else 10,
     "ReceiptStatus": lambda p: {10: 10, 20: 20, 30: 30, 40: 10}.get(p.status, 10),
     "Remarks": lambda p: p.remarks,
@@ -498,7 +275,7 @@ def po_getters(div: Division) -> dict[str, Callable[[PO], Any]]:
     out["PaymentCondition"] = account_field("PaymentConditionPurchase")
     for name in PO_HEADER:
         if name not in out:  # amounts and VAT: need the code tables
-            out[name] = lambda p, _n=name: po_header_row(div, p)[_n]
+            out[name] = lambda p, _n=name: po_header_row(div, p).get(_n)
     return out
 
 
@@ -547,14 +324,26 @@ def sync_getters(div: Division) -> dict[str, Callable[[SyncPair], Any]]:
         elif name in ("CostCenterCode", "CostUnitCode"):
             g = cheap_line["CostCenter" if name == "CostCenterCode" else "CostUnit"]
             out[name] = lambda pr, _g=g: None if pr[1] == 0 else _g(*pr)
+        elif name in ("CostCenter", "CostUnit"):  # GUIDs on the sync endpoint
+            table = lk.cc if name == "CostCenter" else lk.cu
+            g = cheap_line[name]
+
+            def guid_of(pr: SyncPair, _g: Callable[[PO, int], Any] = g, _t: dict[str, Any] = table) -> Any:
+                code = None if pr[1] == 0 else _g(*pr)
+                row = _t.get(code) if code else None
+                return row["ID"] if row else None
+
+            out[name] = guid_of
         elif name in SYNC_ORDER_FIELDS:
             hg = head[name]
             out[name] = lambda pr, _hg=hg: _hg(pr[0])
         else:  # a line field: None on the header row (or the header's value where both have it)
             lg = cheap_line.get(name)
-            if lg is None:
-                lg = lambda p, i, _n=name: po_line_row(div, p, line(p, i))[_n]  # noqa: E731
             hg = head.get(name)
+            if lg is None:  # as sync_po_row merges them: the line's value where the line row has the field
+                lg = lambda p, i, _n=name, _hg=hg: (  # noqa: E731
+                    r[_n] if _n in (r := po_line_row(div, p, line(p, i))) else (_hg(p) if _hg else None)
+                )
             if hg is None:
                 out[name] = lambda pr, _lg=lg: None if pr[1] == 0 else _lg(*pr)
             else:
@@ -563,54 +352,31 @@ def sync_getters(div: Division) -> dict[str, Callable[[SyncPair], Any]]:
 
 
 def build_sets() -> dict[str, EntitySet]:
+    """The endpoints the sandbox serves, each with its reference schema and the sandbox's data behind it."""
     sets = [
-        EntitySet(
-            "crm/Accounts",
-            M + "Account",
-            "ID",
-            ACCOUNT,
-            table=lambda d: d.accounts,
-            required_filter=ACCOUNT_REQUIRED_FILTER,
-            methods=frozenset({"GET", "POST", "PUT"}),
-            writable=ACCOUNT_WRITABLE,
-        ),
+        EntitySet("crm/Accounts", "ID", table=lambda d: d.accounts, required_filter=ACCOUNT_REQUIRED_FILTER),
         EntitySet(
             "purchaseorder/PurchaseOrders",
-            M + "PurchaseOrder",
             "PurchaseOrderID",
-            {**PO_HEADER},
             table=lambda d: d.purchase_orders,
             full=po_header_row,
             getters=PO_GETTERS,
             getters_for=po_getters,
-            navs={
-                "PurchaseOrderLines": Nav("PurchaseOrderLines", "purchaseorder/PurchaseOrderLines", "PurchaseOrderID")
-            },
         ),
-        EntitySet("purchaseorder/PurchaseOrderLines", M + "PurchaseOrderLine", "ID", PO_LINE),
-        EntitySet("sync/PurchaseOrder/PurchaseOrders", M + "SyncPurchaseOrder", "Timestamp", SYNC_PO, kind="sync"),
-        EntitySet("sync/Deleted", M + "SyncDeleted", "Timestamp", DELETED, kind="sync"),
-        EntitySet(
-            "purchaseentry/PurchaseEntries",
-            M + "PurchaseEntry",
-            "EntryID",
-            ENTRY,
-            table=lambda d: d.purchase_entries,
-            navs={"PurchaseEntryLines": Nav("PurchaseEntryLines", "purchaseentry/PurchaseEntryLines", "EntryID")},
-            methods=frozenset({"GET", "POST", "DELETE"}),
-            writable=ENTRY_WRITABLE,
-        ),
-        EntitySet("purchaseentry/PurchaseEntryLines", M + "PurchaseEntryLine", "ID", ENTRY_LINE),
-        EntitySet("financial/GLAccounts", M + "GLAccount", "ID", GL, table=lambda d: d.gl_accounts),
-        EntitySet(
-            "bulk/Financial/GLAccounts", M + "BulkGLAccount", "ID", GL, table=lambda d: d.gl_accounts, kind="bulk"
-        ),
-        EntitySet("hrm/Costcenters", M + "Costcenter", "ID", COSTCENTER, table=lambda d: d.cost_centers),
-        EntitySet("hrm/Costunits", M + "Costunit", "ID", COSTCENTER, table=lambda d: d.cost_units),
-        EntitySet("vat/VATCodes", M + "VATCode", "ID", VATCODE, table=lambda d: d.vat_codes),
-        EntitySet("financial/Journals", M + "Journal", "ID", JOURNAL, table=lambda d: d.journals),
-        EntitySet("logistics/Items", M + "Item", "ID", ITEM, table=lambda d: d.items),
-        EntitySet("system/Divisions", M + "Division", "Code", DIVISION),
-        EntitySet("system/AllDivisions", M + "AllDivision", "Code", DIVISION),
+        EntitySet("purchaseorder/PurchaseOrderLines", "ID"),
+        EntitySet("sync/PurchaseOrder/PurchaseOrders", "Timestamp", kind="sync"),
+        EntitySet("sync/Deleted", "Timestamp", kind="sync"),
+        EntitySet("purchaseentry/PurchaseEntries", "EntryID", table=lambda d: d.purchase_entries),
+        EntitySet("purchaseentry/PurchaseEntryLines", "ID"),
+        EntitySet("financial/GLAccounts", "ID", table=lambda d: d.gl_accounts),
+        EntitySet("bulk/Financial/GLAccounts", "ID", table=lambda d: d.gl_accounts, kind="bulk"),
+        EntitySet("hrm/Costcenters", "ID", table=lambda d: d.cost_centers),
+        EntitySet("hrm/Costunits", "ID", table=lambda d: d.cost_units),
+        EntitySet("vat/VATCodes", "ID", table=lambda d: d.vat_codes),
+        EntitySet("financial/Journals", "ID", table=lambda d: d.journals),
+        EntitySet("logistics/Items", "ID", table=lambda d: d.items),
+        EntitySet("system/Divisions", "Code"),
+        EntitySet("system/AllDivisions", "Code"),
+        EntitySet("hrm/Divisions", "Code"),
     ]
     return {s.name: s for s in sets}

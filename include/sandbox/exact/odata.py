@@ -337,13 +337,15 @@ def _cmp(op: str, a: Any, b: Any) -> bool:
     return a <= b
 
 
-def compile_filter(node: Any, schema: Schema, getters: dict[str, Getter] | None = None) -> Pred:
+def compile_filter(
+    node: Any, schema: Schema, getters: dict[str, Getter] | None = None, type_name: str = "Exact.Web.Api.Models"
+) -> Pred:
     """Compile an AST to ``pred(entity) -> bool``. Unknown fields and type mismatches raise ODataError.
     Without ``getters`` entities are dicts (``entity.get(name)``)."""
 
     def getter(name: str) -> Getter:
         if name not in schema:
-            raise ODataError(f"No property '{name}' exists in type 'Exact.Web.Api.Models'.")
+            raise ODataError(f"No property '{name}' exists in type '{type_name}'.")
         if getters is not None and name in getters:
             return getters[name]
         return lambda e, _n=name: e.get(_n)

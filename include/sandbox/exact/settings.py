@@ -81,9 +81,14 @@ class ExactSettings(BaseModel):
     non_json_response: Literal["atom", "406", "json"] = "atom"  # Accept without application/json
     bare_list: bool = False  # [seen] some responses: {"d": [...]} instead of {"d": {"results": [...]}}
     post_minimal_without_prefer: bool = True  # POST without Prefer: return=representation -> key fields only
-    # Every division GET needs $select (some Exact endpoints reject GETs without it; a correct client always sends
-    # it). False: only sync/ and bulk/ require it (they always do, and refuse $select=*).
-    select_required_everywhere: bool = True
+    # False (Exact): only sync/ and bulk/ endpoints demand $select (and refuse $select=*); ordinary endpoints return
+    # every property without it. True: every division GET needs $select (stricter than Exact, for tests).
+    select_required_everywhere: bool = False
+    # [guess] sources disagree whether crm/Accounts accepts a filter on Modified as its required filter.
+    accounts_filter_on_modified: bool = False
+    # [guess] a POST/PUT body that sets a property the reference shows as read-only: "ignore" stores nothing for it
+    # (the OData reader accepts it), "refuse" answers 400. A property the entity does not have is always a 400.
+    readonly_property_on_write: Literal["ignore", "refuse"] = "ignore"
     # $expand=PurchaseOrderLines returns the lines only when $select names them as PurchaseOrderLines/Field
     # (api-contracts §1.5); False: a bare "PurchaseOrderLines" in $select (or no $select) returns every line field.
     expand_needs_nav_select: bool = True

@@ -509,7 +509,7 @@ class ExactStore:
         self._seed_purchase_orders(div, 40, random.Random(seed * 1000 + code), now)
         # One supplier account deleted a month ago: a sync/Deleted row with EntityType 2.
         gone = demo.guid("account", code, "1999")
-        div.deleted.append(self._deleted_row(div, gone, ENTITY_TYPE_ACCOUNT, now - 30 * DAY_MS))
+        div.deleted.append(self.deleted_row(div, gone, ENTITY_TYPE_ACCOUNT, now - 30 * DAY_MS))
         return div
 
     def _supplier_account(self, code: int, s: demo.Supplier, created: int) -> dict[str, Any]:
@@ -540,7 +540,7 @@ class ExactStore:
             "Modified": created,
         }
 
-    def _deleted_row(self, div: Division, key: str, entity_type: int, when: int) -> dict[str, Any]:
+    def deleted_row(self, div: Division, key: str, entity_type: int, when: int) -> dict[str, Any]:
         return {
             "ID": str(uuid.uuid5(uuid.UUID(key), f"deleted:{entity_type}")),
             "Timestamp": div.next_ts(),
@@ -857,7 +857,7 @@ class ExactStore:
         div.purchase_orders.remove(po.id)
         div.sync.remove(po)
         div.deleted.append(
-            self._deleted_row(div, po.id, ENTITY_TYPE_PURCHASE_ORDER, when if when is not None else self.now_ms())
+            self.deleted_row(div, po.id, ENTITY_TYPE_PURCHASE_ORDER, when if when is not None else self.now_ms())
         )
 
     def deleted_after(self, div: Division, ts: int) -> list[dict[str, Any]]:

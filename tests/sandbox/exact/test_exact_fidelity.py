@@ -103,17 +103,23 @@ def test_unknown_token_401s_are_not_attributed(exact_sandbox: ExactSandboxHandle
 
 
 # ------------------------------------------------------------------------------------------------ 6. $select
-def test_select_is_required_on_every_division_get(api: Api) -> None:
-    assert api.ex.settings()["select_required_everywhere"] is True
-    r = api.get("financial/Journals")
-    assert r.status_code == 400 and "$select" in error_text(r)
-    assert api.get("crm/Accounts", **{"$filter": "IsSupplier eq true"}).status_code == 400
-    assert api.get("financial/Journals", **{"$select": "*"}).status_code == 200  # normal endpoints allow *
-    assert results(api.get("financial/Journals", **{"$select": "Code"}))
-    assert results(api.http.get(f"{api.ex.url}/api/v1/current/Me", timeout=10))  # no division: not affected
-    api.ex.settings(select_required_everywhere=False)
+def test_select_is_demanded_only_on_sync_and_bulk(api: Api) -> None:
+    """Exact returns every property without $select on ordinary endpoints (a GL account by $top, one purchase
+    entry by key); sync and bulk endpoints demand it and refuse $select=*."""
+    assert api.ex.settings()["select_required_everywhere"] is False
+    (gl,) = results(api.get("financial/GLAccounts", **{"$top": "1"}))
+    assert set(gl) - {"__metadata"} >= {"ID", "Code", "Description", "IsBlocked", "VATCode", "Costcenter"}
+    assert "DeductibilityPercentages" in gl and "__deferred" in gl["DeductibilityPercentages"]
     assert api.get("financial/Journals").status_code == 200
-    assert api.get(SYNC, **{"$filter": "Timestamp gt 1L"}).status_code == 400  # sync always needs it
+    for path in (SYNC, "bulk/Financial/GLAccounts"):
+        r = api.get(path, **{"$filter": "Timestamp gt 1L"} if path == SYNC else {})
+        assert r.status_code == 400 and "$select" in error_text(r)
+        r = api.get(path, **{"$select": "*", **({"$filter": "Timestamp gt 1L"} if path == SYNC else {})})
+        assert r.status_code == 400 and "$select=*" in error_text(r)
+    assert results(api.http.get(f"{api.ex.url}/api/v1/current/Me", timeout=10))  # no division: not affected
+    api.ex.settings(select_required_everywhere=True)  # the stricter variant stays available
+    assert api.get("financial/Journals").status_code == 400
+    assert api.get("financial/Journals", **{"$select": "*"}).status_code == 200
 
 
 # ------------------------------------------------------------------------------------------------ 7. Accept
