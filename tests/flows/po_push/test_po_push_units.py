@@ -149,12 +149,11 @@ def test_dag_helpers(tenant, monkeypatch: pytest.MonkeyPatch) -> None:
     assert set(flow_params("x")) == {"dry_run", "date_from", "date_to", "ids"}
 
 
-def _row(order: str, ts: int, line_no: int, count: int = 2, **kw) -> dict:
+def _row(order: str, ts: int, line_no: int, **kw) -> dict:
     return {
         "Timestamp": ts,
         "PurchaseOrderID": order,
         "LineNumber": line_no,
-        "PurchaseOrderLineCount": count,
         "OrderNumber": 5,
         "OrderDate": "/Date(1763596800000)/",
         "QuantityInPurchaseUnits": 1.1 * line_no if line_no else None,
@@ -164,20 +163,43 @@ def _row(order: str, ts: int, line_no: int, count: int = 2, **kw) -> dict:
 
 
 def test_order_folding_across_pages_and_incomplete_orders() -> None:
-    a, b, c = (f"0000000{i}-0000-0000-0000-000000000000" for i in (1, 2, 3))
-    folder = model.OrderFolder(111111)
+    a, b, c, d, e = (f"0000000{i}-0000-0000-0000-000000000000" for i in (1, 2, 3, 4, 5))
+    folder = model.OrderFolder(111111, settle_rows=2)
     released = []
-    for row in [_row(a, 10, 0), _row(a, 11, 1), _row(b, 13, 0, count=1)]:  # page 1 ends inside order a
+    for row in [_row(a, 10, 0), _row(a, 11, 1), _row(b, 13, 0)]:  # page 1 ends inside order a
         released += list(folder.add(row))
-    assert [o["id"] for o in released] == []
-    for row in [_row(a, 12, 2), _row(b, 14, 1, count=1), _row(c, 15, 1)]:  # c: a line without its header
+    assert released == []
+    # a's second line comes after b's header; c is a line without its header row
+    for row in [_row(a, 12, 2), _row(b, 14, 1), _row(c, 15, 1)]:
         released += list(folder.add(row))
-    assert [o["id"] for o in released] == [a, b]
+    assert [o["id"] for o in released] == [a]
     assert [ln["line_number"] for ln in released[0]["lines"]] == [1, 2]
     assert released[0]["lines"][0]["quantity"] == "1.1" and released[0]["order_date"] == "2025-11-20"
+    # d settles and is released; a row of d that comes later makes d a straggler, read again whole by id
+    for row in [_row(d, 16, 0), _row(d, 17, 1), _row(e, 18, 0), _row(e, 19, 1), _row(d, 20, 2)]:
+        released += list(folder.add(row))
+    assert [o["id"] for o in released] == [a, b, d]
     done, incomplete = folder.flush()
-    assert done == [] and incomplete == [c]  # re-read by id
-    assert folder.max_timestamp == 15
+    assert [o["id"] for o in done] == [e] and incomplete == [c, d]  # re-read by id
+    assert folder.max_timestamp == 20
+
+
+def test_sync_rows_carry_the_codes_in_code_fields() -> None:
+    """On the sync endpoint CostCenter/CostUnit are GUIDs; the payload takes the codes from the *Code fields, so a
+    sync read and a dated read of one order give the same payload."""
+    order = "00000001-0000-0000-0000-000000000000"
+    cc_guid, cu_guid = "9d6d1a43-0000-0000-0000-000000000001", "9d6d1a43-0000-0000-0000-000000000002"
+    folder = model.OrderFolder(111111)
+    for row in [
+        _row(order, 1, 0),
+        _row(order, 2, 1, CostCenter=cc_guid, CostCenterCode="CC100", CostUnit=cu_guid, CostUnitCode="CU1"),
+    ]:
+        assert list(folder.add(row)) == []
+    (synced,), _ = folder.flush()
+    expanded_line = _row(order, 2, 1, CostCenter="CC100", CostUnit="CU1")
+    dated = model.order_from_expanded(_row(order, 1, 0), [expanded_line], 111111)
+    assert synced["lines"][0]["cost_center"] == "CC100" and synced["lines"][0]["cost_unit"] == "CU1"
+    assert synced == dated
 
 
 def test_payload_ignores_volatile_fields() -> None:

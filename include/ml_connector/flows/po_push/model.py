@@ -15,6 +15,7 @@ order in Exact without a real change does not send an update. Numbers are kept a
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -45,9 +46,9 @@ HEADER_FIELDS = [
     "Currency",
     "Description",
     "YourRef",
-    "PurchaseOrderLineCount",
 ]
-LINE_FIELDS = [
+#: Line fields common to both read paths.
+_LINE_COMMON = [
     "ID",
     "LineNumber",
     "Item",
@@ -57,13 +58,18 @@ LINE_FIELDS = [
     "QuantityInPurchaseUnits",
     "UnitPrice",
     "Unit",
-    "CostCenter",
-    "CostUnit",
     "VATCode",
     "ReceiptDate",
 ]
+# Where each read path carries the cost centre and cost unit *codes* (Exact's entity reference): on
+# ``PurchaseOrderLines`` the plain fields are the codes; on the sync endpoint they are GUIDs and the codes are in
+# ``CostCenterCode``/``CostUnitCode``. Reading the code fields on both paths makes their payloads identical.
+EXPANDED_CODES = {"cost_center": "CostCenter", "cost_unit": "CostUnit"}
+SYNC_CODES = {"cost_center": "CostCenterCode", "cost_unit": "CostUnitCode"}
+LINE_FIELDS = [*_LINE_COMMON, *EXPANDED_CODES.values()]
+SYNC_LINE_FIELDS = [*_LINE_COMMON, *SYNC_CODES.values()]
 #: ``$select`` of the sync endpoint: header and line fields in one flat row (never ``*``, which Exact refuses).
-SYNC_SELECT = ["Timestamp", *dict.fromkeys(HEADER_FIELDS + LINE_FIELDS)]
+SYNC_SELECT = ["Timestamp", *dict.fromkeys(HEADER_FIELDS + SYNC_LINE_FIELDS)]
 #: ``$select`` of the by-date endpoint: header fields and the expanded lines' fields as ``PurchaseOrderLines/F``.
 EXPANDED_SELECT = [*HEADER_FIELDS, *(f"{LINES_NAV}/{f}" for f in LINE_FIELDS)]
 DELETED_SELECT = ["Timestamp", "EntityKey", "EntityType", "DeletedDate"]
@@ -178,7 +184,8 @@ def header_part(row: dict[str, Any], division: int) -> dict[str, Any]:
     }
 
 
-def line_part(row: dict[str, Any]) -> dict[str, Any]:
+def line_part(row: dict[str, Any], codes: dict[str, str] = EXPANDED_CODES) -> dict[str, Any]:
+    """A line's payload; ``codes`` names the fields holding the cost centre and cost unit codes on this path."""
     return {
         "line_number": _int(row.get("LineNumber")),
         "item_id": _guid(row.get("Item")),
@@ -187,8 +194,8 @@ def line_part(row: dict[str, Any]) -> dict[str, Any]:
         "quantity": number_text(row.get("QuantityInPurchaseUnits")),
         "unit_price": number_text(row.get("UnitPrice")),
         "unit": _text(row.get("Unit")),
-        "cost_center": _text(row.get("CostCenter")),
-        "cost_unit": _text(row.get("CostUnit")),
+        "cost_center": _text(row.get(codes["cost_center"])),
+        "cost_unit": _text(row.get(codes["cost_unit"])),
         "vat_code": _text(row.get("VATCode")),
         "receipt_date": date_text(row.get("ReceiptDate")),
     }
@@ -226,63 +233,71 @@ def unpadded(code: str | None) -> str | None:
 @dataclass
 class _Partial:
     header: dict[str, Any] | None = None
-    line_count: int | None = None
     lines: dict[int, dict[str, Any]] = field(default_factory=dict)
-
-    def complete(self) -> bool:
-        if self.header is None:
-            return False
-        if self.line_count is None:  # the field is not in every Exact version: trust what came
-            return True
-        return len(self.lines) >= self.line_count
+    last_row: int = 0  # the folder's row count when a row of this order last came
 
 
 class OrderFolder:
     """Folds the sync endpoint's flat rows into orders.
 
-    Rows of one order usually arrive together (a change to header or line re-versions them all), but nothing
-    guarantees that they share a page: orders are released when complete (header seen and
-    ``PurchaseOrderLineCount`` lines), and what is still incomplete when the read ends is re-read by id.
+    A change to an order's header or to any line re-versions all its rows, so every current row of a changed order
+    comes in the read, and in practice together (adjacent Timestamps). Nothing guarantees that, and the sync entity
+    has no line count, so an order is released once ``settle_rows`` further rows have passed without one of its own
+    (one 1,000-row page by default: memory stays bounded however large the read). A row that arrives for an order
+    already released marks that order for a re-read by id at the end of the read (:meth:`flush`), which replaces
+    what was staged for it.
     """
 
-    def __init__(self, division: int) -> None:
+    def __init__(self, division: int, settle_rows: int = 1000) -> None:
         self.division = division
-        self._open: dict[str, _Partial] = {}
+        self.settle_rows = settle_rows
+        self._open: OrderedDict[str, _Partial] = OrderedDict()
+        self._released: set[str] = set()
+        self._stragglers: dict[str, None] = {}
         self.max_timestamp: int | None = None
         self.rows = 0
 
     def add(self, row: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Take one row; yield the orders it completes."""
+        """Take one row; yield the orders that have settled."""
         self.rows += 1
         ts = _int(row.get("Timestamp"))
         if ts is not None and (self.max_timestamp is None or ts > self.max_timestamp):
             self.max_timestamp = ts
         order_id = _guid(row.get("PurchaseOrderID"))
-        if order_id is None:
+        if order_id is not None:
+            if order_id in self._released:
+                self._stragglers[order_id] = None  # split from its order: read it whole at the end
+            else:
+                partial = self._open.pop(order_id, None) or _Partial()
+                self._open[order_id] = partial  # most recently seen last
+                partial.last_row = self.rows
+                line_no = _int(row.get("LineNumber")) or 0
+                if line_no == 0:
+                    partial.header = header_part(row, self.division)
+                else:
+                    partial.lines[line_no] = line_part(row, SYNC_CODES)
+        while self._open:
+            oldest_id, oldest = next(iter(self._open.items()))
+            if self.rows - oldest.last_row < self.settle_rows:
+                break
+            del self._open[oldest_id]
+            yield from self._release(oldest_id, oldest)
+
+    def _release(self, order_id: str, partial: _Partial) -> Iterator[dict[str, Any]]:
+        self._released.add(order_id)
+        if partial.header is None:  # lines without their header row: read the order whole
+            self._stragglers[order_id] = None
             return
-        partial = self._open.setdefault(order_id, _Partial())
-        line_no = _int(row.get("LineNumber")) or 0
-        if line_no == 0:
-            partial.header = header_part(row, self.division)
-            partial.line_count = _int(row.get("PurchaseOrderLineCount"))
-        else:
-            partial.lines[line_no] = line_part(row)
-        if partial.line_count is not None and partial.complete():
-            # with a line count we know when it is complete; without one it is released at the end (flush)
-            del self._open[order_id]
-            assert partial.header is not None
-            yield make_payload(partial.header, partial.lines.values())
+        yield make_payload(partial.header, partial.lines.values())
 
     def flush(self) -> tuple[list[dict[str, Any]], list[str]]:
-        """At the end of the read: orders that are complete enough, and ids of those that must be re-read."""
+        """At the end of the read: the orders still open, and the ids of orders to re-read whole by id."""
         done: list[dict[str, Any]] = []
-        incomplete: list[str] = []
-        for order_id, partial in self._open.items():
-            if partial.header is not None and partial.line_count is None:
-                done.append(make_payload(partial.header, partial.lines.values()))
-            else:
-                incomplete.append(order_id)
+        for order_id, partial in list(self._open.items()):
+            done.extend(self._release(order_id, partial))
         self._open.clear()
+        incomplete = list(self._stragglers)
+        self._stragglers.clear()
         return done, incomplete
 
 
