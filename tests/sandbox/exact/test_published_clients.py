@@ -532,6 +532,13 @@ def test_sdk_reads_without_select(sdk: Sdk, reference: dict[str, Any]) -> None:
     assert_full_row(entry, reference, "purchaseentry/PurchaseEntries")
 
 
+def test_sdk_reads_current_me_in_full(sdk: Sdk, reference: dict[str, Any]) -> None:
+    # current/Me has no division; the library addresses it with its "!" prefix and no $select.
+    me = sdk_ok(sdk_api.MeAPI(sdk.client).list, raw=True)
+    assert [m["CurrentDivision"] for m in me] == [MFG]
+    assert_full_row(me[0], reference, "current/Me")
+
+
 def test_sdk_filters_accounts_by_more_fields(sdk: Sdk) -> None:
     truth = account_truth(sdk.ex)
     city = truth[0]["City"]
@@ -569,14 +576,9 @@ def test_sdk_creates_updates_and_deletes_an_account(sdk: Sdk) -> None:
 
 def test_sdk_pages_through_next(sdk: Sdk) -> None:
     sdk.ex.seed(suppliers=130, divisions=[MFG])
-    pages = list(
-        sdk_ok(
-            lambda: list(
-                sdk_api.AccountsAPI(sdk.client).iter_pages(
-                    filters={"IsSupplier": True}, select=["ID", "Name"], page_size=None, raw=True
-                )
-            )
-        )
+    accounts = sdk_api.AccountsAPI(sdk.client)
+    pages = sdk_ok(
+        lambda: list(accounts.iter_pages(filters={"IsSupplier": True}, select=["ID", "Name"], page_size=None, raw=True))
     )
     assert [len(p) for p in pages] == [60, 60, 10]
     assert len({r["ID"] for p in pages for r in p}) == 130
