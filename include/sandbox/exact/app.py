@@ -408,7 +408,9 @@ class ExactSandbox:
         @app.post("/api/oauth2/token")
         async def token(request: Request) -> Response:
             form = await request.form()
-            status, headers, body = self.oauth.token({k: str(v) for k, v in form.items()})
+            status, headers, body = self.oauth.token(
+                {k: str(v) for k, v in form.items()}, request.headers.get("authorization")
+            )
             if body is None:
                 return Response(b"", status_code=status, headers=headers)
             return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store", **headers})

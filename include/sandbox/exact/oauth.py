@@ -11,6 +11,12 @@ refresh. Choices where the contract is silent (all switchable in ``ExactSettings
 * after a successful refresh the previous access token stays valid until it expires
   (``old_access_token_valid_after_refresh``);
 * an unknown refresh token or code answers 400 ``invalid_grant``;
+* the client authenticates at the token endpoint with ``client_id``/``client_secret`` in the form body or with
+  HTTP Basic authentication (RFC 6749 §2.3.1: an authorization server must support Basic), for every grant. Wrong
+  credentials either way answer 400 ``{"error":"invalid_request"}``, as Exact does (api-contracts §1.2). Both ways
+  in one request with different values answer 400 ``invalid_request`` too: RFC 6749 §5.2 names that error for a
+  request that "utilizes more than one mechanism for authenticating the client", and Exact answers every
+  client-credential problem with it (the same values both ways are accepted);
 * past the daily cap of token calls (per app, per user, per UTC day) the answer is 400
   ``{"error":"access_denied","error_description":"Rate limit exceeded: ..."}`` or an empty 429
   (``token_cap_status``).
@@ -18,12 +24,15 @@ refresh. Choices where the contract is silent (all switchable in ``ExactSettings
 
 from __future__ import annotations
 
+import base64
+import binascii
 import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_plus
 
 from sandbox.common import demo_company as demo
 from sandbox.common.clock import Clock
@@ -37,6 +46,46 @@ MAX_ACCESS_TOKENS = 10_000  # access tokens remembered (expired ones are kept an
 MAX_OLD_REFRESH_PER_CHAIN = 1_000  # superseded refresh tokens remembered per chain (reuse -> "Old refresh token")
 MAX_CHAINS = 1_000  # dead chains beyond this are forgotten, oldest first
 EXPIRED_KEEP_S = 3600.0
+
+
+class ClientAuthError(ValueError):
+    """The client's credentials at the token endpoint cannot be read (malformed Basic header, or Basic and body
+    disagree); the message is the ``error_description`` sent back."""
+
+
+def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    """``(client_id, client_secret)`` from an ``Authorization: Basic ...`` header, None when there is no Basic
+    header. RFC 6749 §2.3.1: both are form-urlencoded before being joined by ``:`` and base64-encoded, so they are
+    decoded here (a secret may contain ``:`` once encoded; the id may not)."""
+    if not authorization:
+        return None
+    scheme, _, value = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise ClientAuthError(
+            "The Authorization header is not valid Basic authentication (base64 of id:secret)."
+        ) from exc
+    if ":" not in decoded:
+        raise ClientAuthError("The Authorization header is not valid Basic authentication (base64 of id:secret).")
+    client_id, _, secret = decoded.partition(":")
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def client_credentials(form: dict[str, str], authorization: str | None) -> tuple[str, str]:
+    """The client id and secret of a token request, from the form body and/or HTTP Basic. A value given both
+    ways must be the same both ways."""
+    basic = basic_credentials(authorization)
+    body_id, body_secret = form.get("client_id"), form.get("client_secret")
+    if basic is None:
+        return body_id or "", body_secret or ""
+    if (body_id is not None and body_id != basic[0]) or (body_secret is not None and body_secret != basic[1]):
+        raise ClientAuthError(
+            "The client credentials in the Authorization header and in the request body differ: send them one way."
+        )
+    return basic
 
 
 @dataclass
@@ -207,11 +256,16 @@ class OAuthServer:
             )
         return None
 
-    def token(self, form: dict[str, str]) -> TokenResult:
+    def token(self, form: dict[str, str], authorization: str | None = None) -> TokenResult:
+        """One token-endpoint call: ``form`` is the form body, ``authorization`` the request's Authorization header
+        (client credentials may come as HTTP Basic instead of, or as well as, ``client_id``/``client_secret``)."""
         s = self.settings()
-        client_id = form.get("client_id", "")
+        try:
+            client_id, client_secret = client_credentials(form, authorization)
+        except ClientAuthError as exc:
+            return 400, {}, {"error": "invalid_request", "error_description": str(exc)}
         app = s.apps.get(client_id)
-        if app is None or form.get("client_secret") != app.client_secret:
+        if app is None or client_secret != app.client_secret:
             return 400, {}, {"error": "invalid_request"}
         grant = form.get("grant_type")
         with self.lock:

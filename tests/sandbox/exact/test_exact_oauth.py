@@ -3,6 +3,7 @@ early-refresh refusal, 30-day refresh expiry, the daily token-call cap. Time mov
 
 from __future__ import annotations
 
+import base64
 import threading
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlparse
@@ -252,3 +253,114 @@ def test_expired_and_unknown_access_tokens_get_401(exact_sandbox: ExactSandboxHa
     assert http.get(url).status_code == 401
     assert exact_sandbox.session("made-up").get(url).status_code == 401
     assert requests.get(url, headers={"Accept": "application/json"}, timeout=10).status_code == 401
+
+
+# ---- client authentication: form body or HTTP Basic (RFC 6749 §2.3.1) -------------------------------------------
+
+
+def _basic(client_id: str, secret: str) -> dict[str, str]:
+    raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode("ascii")
+    return {"Authorization": f"Basic {raw}"}
+
+
+def _token_call(
+    ex: ExactSandboxHandle, form: dict[str, str], headers: dict[str, str] | None = None
+) -> requests.Response:
+    return requests.post(f"{ex.url}/api/oauth2/token", data=form, headers=headers, timeout=10)
+
+
+def test_basic_client_authentication_for_code_exchange_and_refresh(exact_sandbox: ExactSandboxHandle) -> None:
+    basic = _basic(exact_sandbox.client_id, exact_sandbox.client_secret)
+    form = {"grant_type": "authorization_code", "code": exact_sandbox.authorize()}
+    form["redirect_uri"] = exact_sandbox.redirect_uri
+    r = _token_call(exact_sandbox, form, basic)  # no client_id / client_secret in the body
+    assert r.status_code == 200, r.text
+    first = r.json()
+    assert set(first) == {"access_token", "token_type", "expires_in", "refresh_token"}
+    assert me(exact_sandbox, first["access_token"]).status_code == 200
+    # The refresh rules are those of body credentials: too early is refused, in the window it rotates ...
+    refresh = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    early = _token_call(exact_sandbox, refresh, basic)
+    assert early.status_code == 400 and early.headers["Reason"] == "TooEarlyToRefreshTokens"
+    exact_sandbox.advance(571)
+    r = _token_call(exact_sandbox, refresh, basic)
+    assert r.status_code == 200, r.text
+    second = r.json()
+    assert second["refresh_token"] != first["refresh_token"]
+    assert me(exact_sandbox, second["access_token"]).status_code == 200
+    # ... and the superseded refresh token is still fatal.
+    old = _token_call(exact_sandbox, refresh, basic)
+    assert old.status_code == 401 and old.json()["error_description"] == "Old refresh token used."
+
+
+def test_basic_credentials_are_form_urlencoded_first(exact_sandbox: ExactSandboxHandle) -> None:
+    # RFC 6749 §2.3.1: id and secret are application/x-www-form-urlencoded before base64; the server decodes them.
+    encoded_secret = exact_sandbox.client_secret.replace("-", "%2D")
+    assert encoded_secret != exact_sandbox.client_secret
+    form = {"grant_type": "authorization_code", "code": exact_sandbox.authorize()}
+    form["redirect_uri"] = exact_sandbox.redirect_uri
+    r = _token_call(exact_sandbox, form, _basic(exact_sandbox.client_id, encoded_secret))
+    assert r.status_code == 200, r.text
+
+
+def test_basic_with_wrong_secret_or_unknown_client_is_refused_as_exact_does(exact_sandbox: ExactSandboxHandle) -> None:
+    code = exact_sandbox.authorize()
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": exact_sandbox.redirect_uri}
+    for client_id, secret in ((exact_sandbox.client_id, "wrong"), ("nobody", exact_sandbox.client_secret)):
+        r = _token_call(exact_sandbox, form, _basic(client_id, secret))
+        assert r.status_code == 400 and r.json() == {"error": "invalid_request"}
+    # The refused calls did not use the code up.
+    assert _token_call(exact_sandbox, form, _basic(exact_sandbox.client_id, exact_sandbox.client_secret)).ok
+
+
+def test_malformed_basic_header_is_invalid_request(exact_sandbox: ExactSandboxHandle) -> None:
+    form = {"grant_type": "authorization_code", "code": exact_sandbox.authorize()}
+    form["redirect_uri"] = exact_sandbox.redirect_uri
+    no_colon = base64.b64encode(exact_sandbox.client_id.encode()).decode("ascii")
+    for header in ("Basic !!!not-base64!!!", f"Basic {no_colon}"):
+        r = _token_call(exact_sandbox, form, {"Authorization": header})
+        assert r.status_code == 400
+        body = r.json()
+        assert body["error"] == "invalid_request"
+        assert "Basic authentication" in body["error_description"]
+
+
+def test_basic_and_body_credentials_that_disagree_are_refused(exact_sandbox: ExactSandboxHandle) -> None:
+    ex = exact_sandbox
+    tokens = ex.connect()
+    ex.advance(571)
+    code = ex.authorize()
+    good = _basic(ex.client_id, ex.client_secret)
+    grants = (
+        {"grant_type": "authorization_code", "code": code, "redirect_uri": ex.redirect_uri},
+        {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+    )
+    for grant in grants:
+        for body_creds in ({"client_secret": "wrong"}, {"client_id": "other-app"}):
+            # Basic is right, the body names something else (and the reverse: body right, Basic wrong).
+            for form, headers in (
+                ({**grant, **body_creds}, good),
+                ({**grant, "client_id": ex.client_id, "client_secret": ex.client_secret}, _basic("other-app", "x")),
+            ):
+                r = _token_call(ex, form, headers)
+                assert r.status_code == 400, r.text
+                body = r.json()
+                assert body["error"] == "invalid_request"
+                assert "differ" in body["error_description"]
+    # Nothing was consumed by the refused calls: the code and the refresh token still work, and the same
+    # credentials sent both ways are accepted.
+    both = {"client_id": ex.client_id, "client_secret": ex.client_secret}
+    assert _token_call(ex, {**grants[0], **both}, good).status_code == 200
+    assert _token_call(ex, {**grants[1], **both}, good).status_code == 200
+
+
+def test_non_basic_authorization_header_leaves_body_credentials_in_charge(exact_sandbox: ExactSandboxHandle) -> None:
+    # A client that sends its (unrelated) bearer token along with body credentials is not refused for it.
+    form = {
+        "grant_type": "authorization_code",
+        "code": exact_sandbox.authorize(),
+        "redirect_uri": exact_sandbox.redirect_uri,
+        "client_id": exact_sandbox.client_id,
+        "client_secret": exact_sandbox.client_secret,
+    }
+    assert _token_call(exact_sandbox, form, {"Authorization": "Bearer something"}).status_code == 200
