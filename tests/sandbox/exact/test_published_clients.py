@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,26 +73,12 @@ NEW_ACCOUNT_FIELDS = ",".join(["ID", *NEW_ACCOUNT])
 
 
 # ------------------------------------------------------------------------------------------------ the reference
-def _reference_path() -> Path:
-    """The published entity reference: the project's copy (under include/sandbox/exact/), else the steering repo's
-    ``shared/reference/`` beside the checkout (CI and the main checkout), else ``MLC_EXACT_REFERENCE``."""
-    root = Path(__file__).resolve().parents[3]
-    candidates = sorted((root / "include" / "sandbox" / "exact").rglob("exact-online-entities.json"))
-    candidates.append(root.parent / "shared" / "reference" / "exact-online-entities.json")
-    if os.environ.get("MLC_EXACT_REFERENCE"):
-        candidates.insert(0, Path(os.environ["MLC_EXACT_REFERENCE"]))
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise FileNotFoundError(
-        "exact-online-entities.json not found (looked in include/sandbox/exact/ and ../shared/reference/); "
-        "set MLC_EXACT_REFERENCE to its path"
-    )
-
-
 @pytest.fixture(scope="module")
 def reference() -> dict[str, Any]:
-    return json.loads(_reference_path().read_text())["endpoints"]
+    """The project's copy of Exact's published entity reference (include/sandbox/exact/reference/)."""
+    from sandbox.exact.reference import DATA
+
+    return json.loads(DATA.read_text())["endpoints"]
 
 
 def plain_properties(reference: dict[str, Any], endpoint: str) -> set[str]:
