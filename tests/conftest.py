@@ -32,7 +32,7 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 # Every request the connector sends to an Exact sandbox during the session is checked against Exact's published
 # entity reference; the session fails if one asked for an endpoint, method or property the reference lacks.
-pytest_plugins = ["sandbox.exact.contract_plugin"]
+pytest_plugins = ["sandbox.exact.contract_plugin", "pytester"]
 
 
 def _pg_admin_url() -> str | None:

@@ -223,6 +223,7 @@ def sync_po_row(div: Division, po: PO, index: int, head: dict[str, Any] | None =
     (``po_header_row``) when rendering several rows of one order."""
     if head is None:
         head = po_header_row(div, po)
+    head = {k: v for k, v in head.items() if k in SYNC_PO}  # the header's fields the sync entity has too
     if index == 0:
         row = {"Timestamp": po.ts, "ID": po.id, **head, "LineNumber": 0}
         for k in _LINE_ONLY:
