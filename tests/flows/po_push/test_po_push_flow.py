@@ -134,6 +134,40 @@ def test_rerun_clear_and_backfill_leave_one_po_per_order(world) -> None:
         assert int(get_cursor(s, "demo", "po_push", str(DIV))) > 1
 
 
+def _staged_payloads(world) -> dict[str, dict]:
+    with session_scope(world.engine) as s:
+        return {k: ledger.staged_payload(s, s.merge(e)) for k, e in world.ledger().items()}
+
+
+def test_scheduled_and_dated_reads_of_unchanged_orders_agree(world) -> None:
+    """The sync endpoint carries cost centre and cost unit GUIDs (codes in CostCenterCode/CostUnitCode), the
+    lines endpoint carries the codes: both reads stage identical payloads, so whichever comes second sends
+    nothing to JAGGAER."""
+    a = world.create_po("1001", [line(cc="CC200", CostUnit="CU01"), line("CP-M8X25-HT", 250, 0.11, "CC500")])
+    b = world.create_po("1003", [line("RM-EN8-50", 3, 14.6, "CC100", CostUnit="CU02")])
+    today = world.servers.exact.clock()["now"][:10]
+    dated = world.run(run_id="dated", date_from=today, date_to=today)  # a dated read first
+    assert dated["posted"] == 2, dated.to_dict()
+    sent = world.jaggaer_pos()[po_number(a)]["lines"]
+    assert [ln["customFields"]["CostCenter"] for ln in sent] == ["CC200", "CC500"]
+    payloads = _staged_payloads(world)
+
+    world.clear_calls()
+    scheduled = world.run(run_id="scheduled")  # then the cursor (sync) read of the same orders
+    assert scheduled["extracted"] == 2 and scheduled["unchanged"] == 2, scheduled.to_dict()
+    assert scheduled["posted"] + scheduled["updated"] == 0
+    assert world.jaggaer_calls() == {}
+    assert _staged_payloads(world) == payloads
+
+    # a goods receipt re-versions every row of b in Exact, but nothing JAGGAER gets has changed
+    world.modify_po(b, LineUpdates=[{"LineNumber": 1, "ReceivedQuantity": 1}])
+    world.clear_calls()
+    again = world.run(run_id="scheduled-2")
+    assert again["extracted"] == 1 and again["unchanged"] == 1 and world.jaggaer_calls() == {}
+    redated = world.run(run_id="dated-2", date_from=today, date_to=today)
+    assert redated["unchanged"] == 2 and world.jaggaer_calls() == {}
+
+
 def test_429_burst_on_both_sides(world) -> None:
     orders = [world.create_po(code, [line()]) for code in ("1001", "1002")]
     world.servers.exact.fault(path="sync/PurchaseOrder", action="rate_limit", count=3)
