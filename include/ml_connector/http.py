@@ -170,7 +170,9 @@ def send(
             _audit(audit, audit_ctx, method, url, response.status_code, outcome, message, attempt, *target[:1])
             return response
 
-        if response.status_code >= 500 and attempt < policy.max_attempts and _retryable_5xx(response):
+        # A read's 5xx is an outage even with an error body (only writes get validation errors as 500s, and
+        # writes never reach here): retried with backoff; 4xx answers are final.
+        if response.status_code >= 500 and attempt < policy.max_attempts:
             delay = backoff_delay(attempt - 1, policy)
             log.warning(
                 "%s %s: HTTP %d; retry %d in %.1fs",
@@ -183,18 +185,6 @@ def send(
             sleep(delay)
             continue
         return response
-
-
-def _retryable_5xx(response: requests.Response) -> bool:
-    # Exact reports validation errors as HTTP 500 with an error body: those are answers, not outages.
-    ctype = response.headers.get("Content-Type", "")
-    if "json" in ctype:
-        try:
-            body = response.json()
-        except ValueError:
-            return True
-        return not (isinstance(body, dict) and "error" in body)
-    return True
 
 
 def _default_outcome(response: requests.Response) -> tuple[str, str]:

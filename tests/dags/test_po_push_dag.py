@@ -202,6 +202,32 @@ def test_dag_order_refused_for_good_turns_the_run_red_and_is_not_resent(dag_worl
     assert _creates(w) == {po_number(refused): 1, po_number(fine): 1}
 
 
+def test_dag_a_read_exact_refuses_fails_at_once_alerts_and_is_not_resent(
+    dag_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exact refuses the sync read (400 with its error body). That is no outage: the extract task fails without
+    Airflow's retries, one alert carries Exact's message, and Exact sees one request per division, not four."""
+    from ml_connector import alerts
+
+    sent: list[tuple[str, str]] = []
+    monkeypatch.setattr(alerts, "send_alert", lambda t, subject, body: sent.append((subject, body)))
+    w = dag_world
+    w.create_po("1001", [line()])
+    message = "No property 'Invented' exists in type 'Exact.Web.Api.Models.Sync.PurchaseOrder.PurchaseOrder'."
+    body = {"error": {"code": "", "message": {"lang": "", "value": message}}}
+    w.servers.exact.fault(path="sync/PurchaseOrder/PurchaseOrders", action="status", status=400, body=body, count=None)
+    dr = _dag(w).test()
+    states = _states(dr)
+    assert str(dr.state) == "failed", states
+    for div in (DIV, DIV2):
+        assert states[f"division_{div}.extract"] == "failed" and states[f"division_{div}.post"] == "upstream_failed"
+        assert dr.get_task_instance(f"division_{div}.extract").try_number == 1  # no retries
+    assert w.exact_calls()["GET /api/v1/{division}/sync/PurchaseOrder/PurchaseOrders"] == 2  # one per division
+    refusals = [b for subject, b in sent if "refused" in subject]
+    assert len(refusals) == 2 and all(message in b and "not retried" in b for b in refusals)
+    assert w.jaggaer_calls() == {}
+
+
 def test_dag_halts_before_posting_when_the_token_chain_is_broken(dag_world: World) -> None:
     from ml_connector.store.db import session_scope
     from ml_connector.store.models import TokenRecord

@@ -70,11 +70,16 @@ def test_reads_give_up_with_a_transient_error() -> None:
         send(session, "GET", "http://x/a?token=SECRET", write=False, policy=POLICY, sleep=lambda s: None)
 
 
-def test_validation_error_in_a_500_body_is_an_answer_not_an_outage() -> None:
+def test_a_500_with_an_error_body_is_an_answer_to_a_write_and_an_outage_to_a_read() -> None:
+    """Exact answers validation errors of a POST as HTTP 500 with an error body: the write is not resent. A read
+    has no validation to fail: its 500 is an outage, retried like any 5xx (issue: retries stay for 5xx)."""
     body = {"error": {"code": "", "message": {"lang": "", "value": "Mandatory: Diary"}}}
     session = FakeSession([(500, body)])
-    response = send(session, "GET", "http://x/a", write=False, policy=POLICY, sleep=lambda s: None)
+    response = send(session, "POST", "http://x/a", write=True, policy=POLICY, sleep=lambda s: None)
     assert response.status_code == 500 and session.calls == 1
+    session = FakeSession([(500, body), (200, {"d": {"results": []}})])
+    response = send(session, "GET", "http://x/a", write=False, policy=POLICY, sleep=lambda s: None)
+    assert response.status_code == 200 and session.calls == 2
 
 
 def test_a_write_is_never_resent_and_its_ambiguity_is_audited() -> None:

@@ -44,6 +44,7 @@ from ml_connector.errors import (
 )
 from ml_connector.exact import odata
 from ml_connector.exact.clock import sleeper_for
+from ml_connector.exact.error_budget import COUNTED, ErrorBudget, endpoint_of
 from ml_connector.exact.ratelimit import RateLimiter
 from ml_connector.exact.tokens import CREDENTIALS_REFUSED, ExactApp, TokenChain, classify_token_response
 
@@ -119,6 +120,9 @@ class ExactClient:
         self._division_locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._me: dict[str, Any] | None = None
+        self.errors = ErrorBudget(engine, tenant, audit, clock=clock)
+        # Reads Exact refused in this client's life (a task): the same request is never sent again.
+        self._refused: dict[tuple[str, str], RejectedError] = {}
 
     def __repr__(self) -> str:
         return f"ExactClient(tenant={self.tenant!r}, conn_id={self.conn_id!r}, host={self.app.host!r})"
@@ -267,7 +271,7 @@ class ExactClient:
             raise TransientError(f"{method} {_path(url)}: still rate limited (429) after waiting", status)
         if 400 <= status < 500:
             raise RejectedError(message or f"{method} {_path(url)}: HTTP {status}", status, body=_body(response))
-        if error is not None:  # 5xx with an Exact error body: an answer (validation errors come as 500)
+        if error is not None and write:  # 5xx with an Exact error body: an answer (validation errors come as 500)
             raise RejectedError(message or f"HTTP {status}", status, body=_body(response))
         if write:
             raise AmbiguousWriteError(
@@ -278,12 +282,28 @@ class ExactClient:
 
     # -- public API ------------------------------------------------------------------------------------------------
     def get(self, division: int | None, path: str, params: dict[str, Any] | None = None) -> Any:
-        """One GET (retried as a read); the raw JSON payload."""
+        """One GET (network errors, 5xx and 429 retried as a read); the raw JSON payload.
+
+        A GET that Exact refuses (400/403/404) is a ``RejectedError`` naming the endpoint, the division and Exact's
+        message: it is audited, counted against the error budget (:mod:`ml_connector.exact.error_budget`) and
+        never sent again by this client; the task fails at once (``flows.runtime.fail_fast``)."""
         url = self.url(division, path)
         if division is None and path.startswith(("http://", "https://")):
             division = self.division_of(url)
+        key = (url, repr(sorted((params or {}).items())))
+        if key in self._refused:
+            raise self._refused[key]
+        endpoint = endpoint_of(url)
+        self.errors.check(division, endpoint)
         response = self._send("GET", url, division=division, write=False, params=params)
-        return self._json("GET", url, response, write=False)
+        try:
+            return self._json("GET", url, response, write=False)
+        except RejectedError as exc:
+            where = f"division {division}" if division is not None else "no division"
+            refused = RejectedError(f"Exact refused GET {endpoint} ({where}): {exc.message}", exc.status, body=exc.body)
+            self.errors.record(division, "GET", url, exc.status or 0, exc.message, None)
+            self._refused[key] = refused
+            raise refused from None
 
     def iter_collection(
         self,
@@ -354,6 +374,7 @@ class ExactClient:
         url = self.url(division, path)
         if audit_ctx.division is None:
             audit_ctx = dataclasses.replace(audit_ctx, division=int(division))
+        self.errors.check(division, endpoint_of(url))
         response = self._send(
             "POST",
             url,
@@ -363,6 +384,8 @@ class ExactClient:
             json_body=body,
             headers={"Prefer": "return=representation", "Content-Type": "application/json"},
         )
+        if response.status_code in COUNTED:  # audited by http.send; counted here for this client's next check
+            self.errors.note(division, endpoint_of(url))
         payload = self._json("POST", url, response, write=True)
         try:
             return odata.entity(payload)

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from ml_connector.errors import ConfigError, RateBudgetExhausted, TokenChainBroken
+from ml_connector.errors import ConfigError, RateBudgetExhausted, RejectedError, TokenChainBroken
 from ml_connector.http import AuditContext, AuditSink, RetryPolicy
 
 if TYPE_CHECKING:
@@ -490,7 +490,10 @@ def fail_fast(tenant: TenantConfig | None) -> Iterator[None]:
       ``alerted`` set, so the task's failure callback does not alert again.
     - ``ConfigError``: fail with every problem listed.
     - ``RateBudgetExhausted``: fail naming when the daily budget resets (a retry before then only burns calls).
-    Anything else propagates unchanged (Airflow's retries apply).
+    - ``RejectedError`` (a request the server refused — Exact's 400/403/404, JAGGAER's returnCode — that reached the
+      task instead of being settled per record): alert with the server's message and fail. A retry would send the
+      same request and collect another error (Exact blocks apps that do); a person fixes the cause and clears.
+    Anything else propagates unchanged (Airflow's retries apply to 429s, 5xx and network errors).
     """
     try:
         yield
@@ -504,6 +507,14 @@ def fail_fast(tenant: TenantConfig | None) -> Iterator[None]:
     except RateBudgetExhausted as exc:
         when = exc.reset_at.isoformat() if exc.reset_at else "the next daily reset (00:00 UTC)"
         raise _fail(f"Exact daily rate budget exhausted; nothing more is sent before {when}. ({exc})") from exc
+    except RejectedError as exc:
+        text = (
+            f"{exc} — the request was refused, so it is not retried (each refusal counts against Exact's error "
+            "budget). Fix the cause, then clear the task to run it again."
+        )
+        if tenant is not None:
+            send_alert(tenant, "a request was refused", text)
+        raise _fail(text) from exc
 
 
 def _token_failure_text(exc: TokenChainBroken) -> str:
