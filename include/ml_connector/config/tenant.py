@@ -94,6 +94,17 @@ class TenantConfig(Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _currency_divisions_are_the_tenants(self) -> TenantConfig:
+        known = set(self.exact.divisions)
+        for division in self.invoice_poll.currencies_by_division:
+            if division not in known:
+                raise ValueError(
+                    f"invoice_poll.currencies_by_division has division {division}, which is not in exact.divisions "
+                    f"{sorted(known)}"
+                )
+        return self
+
     @property
     def po_divisions(self) -> list[int]:
         return list(self.po_push.divisions or self.exact.divisions)
