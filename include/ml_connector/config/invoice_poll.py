@@ -42,6 +42,22 @@ class InvoicePollConfig(Section):
     currencies_by_division: dict[int, list[str]] = Field(default_factory=dict)
     rounding_tolerance: Decimal = Field(default=Decimal("0.02"), ge=0)
 
+    @field_validator("vat_codes_by_taxable", mode="before")
+    @classmethod
+    def _flags_are_true_or_false(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        out: dict[bool, object] = {}
+        for key, code in value.items():
+            flag = {"true": True, "false": False}.get(str(key).strip().lower()) if not isinstance(key, bool) else key
+            if flag is None:
+                raise ValueError(
+                    f"key {key!r} is not true or false (the JAGGAER line flag 'taxable'); e.g. {{true: \"1\", "
+                    'false: "3"}'
+                )
+            out[flag] = code
+        return out
+
     @field_validator("vat_codes_by_taxable")
     @classmethod
     def _vat_codes_are_codes(cls, value: dict[bool, str]) -> dict[bool, str]:
