@@ -9,10 +9,12 @@ Amounts (``Decimal`` throughout; floats only in the JSON body):
 - each JAGGAER line becomes one Exact line per accounting split; the split shares of the net amount and of the
   line's VAT are allocated with :func:`money.allocate`, so they add up exactly (a line that cannot be split —
   e.g. an amount with more than two decimals — is a problem like any other: :class:`EntryInvalid`);
-- a line's VAT is JAGGAER's own line tax; any difference to the header's tax (``taxCharge1 + taxCharge2``) is
-  put on the largest line, so the entry's VAT equals the invoice's;
-- shipping and handling charges and the header discount become lines of their own (0 % VAT);
-- ``lines + tax + charges - discount`` must equal the invoice total within ``rounding_tolerance``;
+- a line's VAT and VAT code are the supplier's, from either J1P shape (tax per line, or tax on the header spread
+  over the lines flagged taxable): :mod:`vat`; the entry's VAT equals the invoice's (``taxCharge1 + taxCharge2``);
+- shipping and handling charges and the header discount become lines of their own (zero-rate code);
+- ``lines + tax + charges - discount`` must equal the invoice total within ``rounding_tolerance``, and each line's
+  ``quantity x unitPrice`` its ``extendedPrice``;
+- the currency must be ISO 4217 and one the division books (``currencies_by_division``), checked before Exact;
 - credit memos are negative throughout.
 """
 

@@ -7,12 +7,16 @@
   are read too (``catchup=False`` only creates the latest run). At most :data:`MAX_CATCH_UP` is read back; an
   older gap is named in the report (red run, alert) with the manual run that reads it, and the cursor stays
   where it is until that run (or a backfill from the cursor on) has read it. The cursor moves forward only after
-  an extract that staged everything and failed on nothing; date-range and backfill runs move it forward only when
+  an extract that staged everything and read every detail; date-range and backfill runs move it forward only when
   they read on from it (never backwards, never past a gap).
 - Lists headers without an ``invoiceId`` are counted (``missing_invoice_id``) and named in the report.
 - Keeps only the tenant's post states (default: workflow ``Completed``, payment ``Payable`` or ``Paid``).
 - Fetches an invoice's detail only when the ledger does not already hold this version (same ``lastUpdate``):
   re-reading the overlap costs list pages, not detail calls.
+- A detail JAGGAER does not serve readably (HTML maintenance page with HTTP 200, truncated JSON, an error that
+  outlived the retries, a refusal) quarantines that invoice alone (:func:`quarantine_unreadable`, reason prefix
+  ``unreadable:``); the run goes on and the cursor stays, so the next run reads it again. Only an unreadable list
+  page stops the extract.
 - Routes the invoice's business unit to an Exact division; an unknown one is quarantined with what to configure
   (and picked up again by itself once the tenant file or a code map routes it).
 - Stages each version with ``repost_changed=False``: an invoice edited after it was posted is never posted again
