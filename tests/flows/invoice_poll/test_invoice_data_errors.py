@@ -169,3 +169,11 @@ def test_a_currency_the_division_does_not_book_is_quarantined_without_calling_ex
     w.run()
     [entry_eur] = w.entries_for("CUR-EUR")
     assert entry_eur["Currency"] == "EUR"
+
+
+def test_the_placeholder_of_an_unreadable_invoice_is_never_taken_for_an_invoice() -> None:
+    """What extract stages for an invoice whose detail could not be read (its list header): requeued by hand, it is
+    quarantined again as unreadable data, never posted."""
+    placeholder = {"header": {"invoiceId": 5, "invoiceNumber": "I00005"}, "unreadable": True}
+    with pytest.raises(InvoiceDataError, match=r"invoice I00005: JAGGAER's detail could not be read yet"):
+        parse_invoice(placeholder)

@@ -157,3 +157,21 @@ def test_an_unreadable_list_page_still_stops_the_extract(sqlite_world: World) ->
     finally:
         w.jag("DELETE", "faults")
     assert w.entries_for("LIST-1") == [] and _cursor(w) == at(w.day, 0)
+
+
+def test_rate_limiting_is_not_blamed_on_one_invoice(sqlite_world: World) -> None:
+    """A detail still answered 429 after the hook's waits stops the extract (the task retries): JAGGAER is limiting
+    this tenant, every later invoice would be limited too — nothing is quarantined for it."""
+    w = sqlite_world
+    w.run(window=day_window(w.day - timedelta(days=1)))
+    created = w.invoice(hour=9, supplier_invoice_number="LIMIT-1", lines=[{"unit_price": "15.00"}])
+    invoice_id = created["summary"]["invoiceId"]
+    w.jag("POST", "faults", {"action": "rate_limit", "path": DETAIL_PATH.format(id=invoice_id), "count": None})
+    try:
+        with pytest.raises(Exception, match="rate limited"):
+            w.run()
+    finally:
+        w.jag("DELETE", "faults")
+    assert w.ledger(invoice_id) is None and _cursor(w) == at(w.day, 0)
+    w.run()
+    assert len(w.entries_for("LIMIT-1")) == 1

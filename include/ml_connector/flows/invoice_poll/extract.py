@@ -325,6 +325,7 @@ def read_detail(jag: Any, invoice_id: str, sleep: Callable[[float], None] = time
     The hook already retried 5xx, 429 and network errors; an HTTP 200 whose body is not JSON (a maintenance page,
     a truncated answer) is retried here with the same backoff, up to ``http_max_attempts`` reads in all. A
     ``returnCode`` refusal (e.g. the invoice does not exist) is not retried: the same request is refused again.
+    Still rate limited (429) after the hook's waits is raised: it concerns every invoice, not this one.
     """
     policy = http_policy()
     attempts = max(1, policy.max_attempts)
@@ -334,6 +335,8 @@ def read_detail(jag: Any, invoice_id: str, sleep: Callable[[float], None] = time
         except RejectedError as exc:
             return f"JAGGAER refused it ({exc})"
         except TransientError as exc:
+            if exc.status == 429:
+                raise  # still rate limited after the waits: that is JAGGAER and this tenant, not this invoice
             served = exc.status is not None and exc.status < 400  # a 2xx/3xx body that is not JSON
             if not served or attempt == attempts:
                 tries = f" ({attempt} reads)" if served else " (after the HTTP retries)"

@@ -220,9 +220,10 @@ def _instant_field(header: Mapping[str, Any], key: str, where: str) -> datetime 
 def parse_invoice(detail: Mapping[str, Any]) -> Invoice:
     """Read a staged J1P invoice detail. Raises :class:`InvoiceDataError` for anything unreadable."""
     if detail.get(UNREADABLE_KEY):
+        header = detail.get("header") if isinstance(detail.get("header"), Mapping) else {}
         raise InvoiceDataError(
-            f"JAGGAER's detail of invoice {detail.get('header', {}).get('invoiceNumber') or '?'} could not be read "
-            f"({detail.get(UNREADABLE_KEY)}); it is read again on the next run"
+            f"invoice {header.get('invoiceNumber') or header.get('invoiceId') or '?'}: JAGGAER's detail could not be "
+            "read yet (only its list entry is staged); it is read again on the next run"
         )
     header = detail.get("header")
     if not isinstance(header, Mapping):
