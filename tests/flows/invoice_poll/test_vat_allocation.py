@@ -313,3 +313,15 @@ def test_master_data_still_checks_the_chosen_codes() -> None:
     lines = [GenLine(Decimal("100.00"), Decimal(20), ())]
     with pytest.raises(EntryInvalid, match="VAT code '1' is blocked"):
         _plan(gen_detail(lines, shape="header"), master=master)
+
+
+def test_the_header_tax_may_come_from_tax1_header_charge_detail_alone() -> None:
+    lines = [GenLine(Decimal("100.00"), Decimal(20), ()), GenLine(Decimal("30.00"), Decimal(0), ())]
+    detail = gen_detail(lines, shape="header")
+    del detail["header"]["taxCharge1"]
+    assert detail["header"]["tax1HeaderChargeDetail"]["currentTax"] == "20.00"
+    entry = _plan(detail)
+    assert [(p.vat_code, p.vat_amount) for p in entry.lines] == [("1", Decimal("20.00")), ("3", Decimal("0.00"))]
+    detail["header"]["tax1HeaderChargeDetail"]["currentTax"] = "n/a"
+    with pytest.raises(Exception, match=r"tax1HeaderChargeDetail currentTax 'n/a' is not a number"):
+        parse_invoice(detail)

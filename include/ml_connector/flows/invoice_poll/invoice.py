@@ -217,6 +217,16 @@ def _instant_field(header: Mapping[str, Any], key: str, where: str) -> datetime 
         raise InvoiceDataError(f"{where} {key} {value!r} is not an ISO-8601 timestamp") from None
 
 
+def _header_tax1(header: Mapping[str, Any], where: str) -> Decimal:
+    """The header's tax: ``taxCharge1``; without it, ``tax1HeaderChargeDetail.currentTax`` (the same amount in
+    JAGGAER's charge detail, which some customers' payloads carry alone)."""
+    tax = _money_field(header, "taxCharge1", where, default=None)
+    detail = header.get("tax1HeaderChargeDetail")
+    if tax is None and isinstance(detail, Mapping):
+        tax = _money_field(detail, "currentTax", f"{where} tax1HeaderChargeDetail", default=None)
+    return tax if tax is not None else ZERO
+
+
 def parse_invoice(detail: Mapping[str, Any]) -> Invoice:
     """Read a staged J1P invoice detail. Raises :class:`InvoiceDataError` for anything unreadable."""
     if detail.get(UNREADABLE_KEY):
@@ -301,7 +311,7 @@ def parse_invoice(detail: Mapping[str, Any]) -> Invoice:
         due_date=due_date,
         currency=currency,
         total=total,
-        tax1=_money_field(header, "taxCharge1", where) or ZERO,
+        tax1=_header_tax1(header, where),
         tax2=_money_field(header, "taxCharge2", where) or ZERO,
         shipping=_money_field(header, "shippingCharge", where) or ZERO,
         handling=_money_field(header, "handlingCharge", where) or ZERO,
