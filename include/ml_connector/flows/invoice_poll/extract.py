@@ -332,8 +332,8 @@ def read_detail(jag: Any, invoice_id: str, sleep: Callable[[float], None] = time
     for attempt in range(1, attempts + 1):
         try:
             return jag.get_invoice(invoice_id)
-        except RejectedError as exc:
-            return f"JAGGAER refused it ({exc})"
+        except RejectedError as exc:  # a returnCode refusal, or an answer without a header: asked again next run
+            return str(exc)
         except TransientError as exc:
             if exc.status == 429:
                 raise  # still rate limited after the waits: that is JAGGAER and this tenant, not this invoice
