@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ml_connector.config.common import CronExpr, Section, TimeZoneName
 
@@ -32,4 +32,56 @@ class InvoicePollConfig(Section):
     default_cost_center_by_invoice_type: dict[str, str] = Field(default_factory=dict)
     # JAGGAER tax rate in percent (as written, e.g. "20") -> Exact VAT code.
     vat_codes: dict[str, str] = Field(default_factory=dict)
+    # JAGGAER line ``taxable`` flag -> Exact VAT code, e.g. {true: "1", false: "3"} (optional). For customers whose
+    # invoices carry the tax on the header without a rate: a taxable line goes on the ``true`` code, a non-taxable
+    # line, charges and the discount on the ``false`` code. A line's own rate custom field still wins; see
+    # docs/invoice-poll.md "VAT".
+    vat_codes_by_taxable: dict[bool, str] = Field(default_factory=dict)
+    # Exact division -> the currencies its purchase entries may be booked in (ISO 4217), e.g. {111111: [GBP, EUR]}.
+    # A division not listed accepts every ISO 4217 code. Checked before anything is sent to Exact.
+    currencies_by_division: dict[int, list[str]] = Field(default_factory=dict)
     rounding_tolerance: Decimal = Field(default=Decimal("0.02"), ge=0)
+
+    @field_validator("vat_codes_by_taxable", mode="before")
+    @classmethod
+    def _flags_are_true_or_false(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        out: dict[bool, object] = {}
+        for key, code in value.items():
+            flag = {"true": True, "false": False}.get(str(key).strip().lower()) if not isinstance(key, bool) else key
+            if flag is None:
+                raise ValueError(
+                    f"key {key!r} is not true or false (the JAGGAER line flag 'taxable'); e.g. {{true: \"1\", "
+                    'false: "3"}'
+                )
+            out[flag] = code
+        return out
+
+    @field_validator("vat_codes_by_taxable")
+    @classmethod
+    def _vat_codes_are_codes(cls, value: dict[bool, str]) -> dict[bool, str]:
+        empty = sorted(str(flag).lower() for flag, code in value.items() if not code.strip())
+        if empty:
+            raise ValueError(f'the VAT code for taxable {", ".join(empty)} is empty: give an Exact VAT code, e.g. "1"')
+        return {flag: code.strip() for flag, code in value.items()}
+
+    @field_validator("currencies_by_division")
+    @classmethod
+    def _currencies_are_iso(cls, value: dict[int, list[str]]) -> dict[int, list[str]]:
+        from ml_connector.currencies import is_iso_currency
+
+        out: dict[int, list[str]] = {}
+        for division, codes in value.items():
+            bad = [c for c in codes if not is_iso_currency(c.strip().upper())]
+            if bad:
+                raise ValueError(
+                    f"division {division}: {', '.join(repr(c) for c in bad)} is not an ISO 4217 currency code "
+                    "(three letters, e.g. GBP, EUR, USD)"
+                )
+            if not codes:
+                raise ValueError(
+                    f"division {division}: the list of currencies is empty (leave the division out instead)"
+                )
+            out[division] = [c.strip().upper() for c in codes]
+        return out

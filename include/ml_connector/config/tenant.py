@@ -94,6 +94,25 @@ class TenantConfig(Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _currency_divisions_are_the_tenants(self) -> TenantConfig:
+        known = set(self.exact.divisions)
+        errors = [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "value_error",
+                    f"division {division} is not in exact.divisions {sorted(known)}: list only the tenant's divisions",
+                ),
+                loc=("invoice_poll", "currencies_by_division", division),
+                input=division,
+            )
+            for division in self.invoice_poll.currencies_by_division
+            if division not in known
+        ]
+        if errors:  # reported at the division's own line of the file
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
     @property
     def po_divisions(self) -> list[int]:
         return list(self.po_push.divisions or self.exact.divisions)

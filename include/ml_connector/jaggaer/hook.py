@@ -463,8 +463,9 @@ class JaggaerHook(HttpHook):
             body = json.loads(response.content, parse_float=Decimal)
         except ValueError:
             ctype = response.headers.get("Content-Type", "")
+            found = j1p.describe_unreadable(response.content, ctype)
             raise TransientError(
-                f"{what}: HTTP {status} with a body that is not JSON ({ctype or 'no content type'}; maintenance page?)",
+                f"{what}: HTTP {status} with a body that is not JSON: {found}",
                 status=status,
             ) from None
         return j1p.check_envelope(body, what=what, http_status=status, warning_codes=self.config.warning_return_codes)

@@ -7,7 +7,9 @@ See api-contracts.md §2.3. Everything marked [guess] there is a parameter here.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -80,6 +82,31 @@ def check_envelope(
         status=http_status,
         body=message[:2000] or None,
     )
+
+
+def describe_unreadable(content: bytes, content_type: str = "") -> str:
+    """What a J1P answer that is not JSON holds, for an error a person can act on: an HTML page (JAGGAER's
+    maintenance page comes with HTTP 200), JSON that breaks off (a truncated answer), or an empty body."""
+    text = content.decode("utf-8", "replace").strip()
+    ctype = content_type or "no content type"
+    if not text:
+        return f"an empty body ({ctype})"
+    if text.startswith("<") or "html" in ctype.lower():
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+        named = f" titled {title.group(1).strip()[:80]!r}" if title else ""
+        return f"an HTML page{named} ({ctype}; a maintenance page?)"
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        opened = text.count("{") + text.count("[") > text.count("}") + text.count("]")
+        if opened or exc.pos >= len(text) - 1 or exc.msg.startswith("Unterminated"):
+            return (
+                f"JSON that breaks off after {len(content)} bytes (truncated: {exc.msg}, character {exc.pos}; {ctype})"
+            )
+        return f"malformed JSON ({exc.msg} at character {exc.pos} of {len(text)}; {ctype})"
+    except ValueError as exc:  # pragma: no cover - json raises JSONDecodeError
+        return f"malformed JSON ({exc}; {ctype})"
+    return f"a body that cannot be read ({ctype})"  # pragma: no cover - the caller failed to parse it
 
 
 # ---------------------------------------------------------------------------------------------------------------

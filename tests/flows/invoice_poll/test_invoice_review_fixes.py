@@ -109,7 +109,8 @@ def test_failed_extract_keeps_the_cursor_and_the_next_run_reads_its_window(sqlit
         m.setattr(JaggaerHook, "get_invoice", refuse)
         summary = w.run(window=day_window(w.day + timedelta(days=1)))
     assert len(w.entries_for("GAP-DOWN")) == 1  # the failed day was read
-    assert summary["counts"]["failed"] == 1
+    # issue 11: a detail JAGGAER refuses is quarantined against that invoice (it was counted "failed" before)
+    assert summary["counts"]["unreadable"] == 1 and summary["counts"]["quarantined"] == 1
     assert _cursor(w) == at(w.day, 0)  # an invoice could not be read: not moved
 
     w.run(window=day_window(w.day + timedelta(days=2)))

@@ -9,10 +9,12 @@ Amounts (``Decimal`` throughout; floats only in the JSON body):
 - each JAGGAER line becomes one Exact line per accounting split; the split shares of the net amount and of the
   line's VAT are allocated with :func:`money.allocate`, so they add up exactly (a line that cannot be split —
   e.g. an amount with more than two decimals — is a problem like any other: :class:`EntryInvalid`);
-- a line's VAT is JAGGAER's own line tax; any difference to the header's tax (``taxCharge1 + taxCharge2``) is
-  put on the largest line, so the entry's VAT equals the invoice's;
-- shipping and handling charges and the header discount become lines of their own (0 % VAT);
-- ``lines + tax + charges - discount`` must equal the invoice total within ``rounding_tolerance``;
+- a line's VAT and VAT code are the supplier's, from either J1P shape (tax per line, or tax on the header spread
+  over the lines flagged taxable): :mod:`vat`; the entry's VAT equals the invoice's (``taxCharge1 + taxCharge2``);
+- shipping and handling charges and the header discount become lines of their own (zero-rate code);
+- ``lines + tax + charges - discount`` must equal the invoice total within ``rounding_tolerance``, and each line's
+  ``quantity x unitPrice`` its ``extendedPrice``;
+- the currency must be ISO 4217 and one the division books (``currencies_by_division``), checked before Exact;
 - credit memos are negative throughout.
 """
 
@@ -23,9 +25,11 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from ml_connector.currencies import is_iso_currency
 from ml_connector.flows.invoice_poll.invoice import Invoice, SplitShare
 from ml_connector.flows.invoice_poll.master import PURCHASE_JOURNAL_TYPE, MasterData
 from ml_connector.flows.invoice_poll.money import ZERO, allocate, money
+from ml_connector.flows.invoice_poll.vat import plan_vat
 from ml_connector.mappings.codes import CodeRules, normalize_rate
 
 DESCRIPTION_MAX = 60
@@ -153,6 +157,47 @@ def _split_problem(what: str, net: Decimal, vat: Decimal, splits: tuple[SplitSha
     )
 
 
+def currency_problem(currency: str, jaggaer_currency: str, division: int, rules: CodeRules) -> str | None:
+    """Why Exact would refuse ``currency`` (after ``currency`` code maps) in ``division``, or ``None``.
+
+    Checked here so a bad code costs no Exact call (every refused POST is an Exact error): it must be an ISO 4217
+    code, and one the division books in when the tenant lists them (``invoice_poll.currencies_by_division``; a
+    division not listed accepts every ISO 4217 code and Exact decides).
+    """
+    mapped = "" if currency == jaggaer_currency else f" (mapped from JAGGAER's {jaggaer_currency!r})"
+    if not is_iso_currency(currency):
+        return (
+            f"currency {currency!r}{mapped} is not an ISO 4217 code (three capital letters, e.g. GBP, EUR): correct "
+            f"the invoice in JAGGAER, or map it (`mlc mappings set code --tenant {rules.tenant.name} --kind currency "
+            f"--source '{jaggaer_currency}' --target <ISO code>`)"
+        )
+    accepted = rules.tenant.invoice_poll.currencies_by_division.get(division)
+    if accepted is not None and currency not in accepted:
+        return (
+            f"currency {currency}{mapped} is not accepted by Exact division {division} (it books "
+            f"{', '.join(accepted)}: invoice_poll.currencies_by_division in the tenant file): add the currency "
+            "there once the division can book it, or have the invoice corrected in JAGGAER"
+        )
+    return None
+
+
+def line_amount_problems(inv: Invoice, tolerance: Decimal) -> list[str]:
+    """Lines whose quantity x unit price is not their extended (net) amount within ``tolerance``, with the figures.
+    A negative quantity with a positive extended price (or the other way round) is caught here."""
+    out: list[str] = []
+    for line in inv.lines:
+        if line.quantity is None or line.unit_price is None:
+            continue
+        product = line.quantity * line.unit_price
+        if abs(product - line.net) > tolerance:
+            out.append(
+                f"line {line.line_number}: quantity {line.quantity} x unitPrice {line.unit_price} = {money(product)}, "
+                f"but its extendedPrice is {line.net} (difference {money(product - line.net)}, tolerance "
+                f"{tolerance}); correct the line in JAGGAER"
+            )
+    return out
+
+
 def plan_entry(
     inv: Invoice,
     *,
@@ -173,6 +218,10 @@ def plan_entry(
 
     if not inv.currency:
         problems.append("no currency on the invoice total; fix the invoice in JAGGAER")
+    else:
+        problem = currency_problem(rules.currency(inv.currency), inv.currency, division, rules)
+        if problem:
+            problems.append(problem)
     if not inv.supplier_invoice_number:
         problems.append("no supplier invoice number (YourRef); fix the invoice in JAGGAER")
     if inv.invoice_date is None:
@@ -188,6 +237,8 @@ def plan_entry(
             f"(difference {difference}, tolerance {cfg.rounding_tolerance}); correct the invoice in JAGGAER"
         )
 
+    problems += line_amount_problems(inv, cfg.rounding_tolerance)
+
     gl_code, gl_where = rules.gl_for_type(inv.invoice_type)
     if not gl_code:
         problems.append(
@@ -198,25 +249,18 @@ def plan_entry(
         gl_code = ""
     default_cc = rules.default_cost_center(inv.invoice_type)
 
-    # -- VAT per line: JAGGAER's line tax, the header difference on the largest line ------------------------------
-    line_vat: list[Decimal] = []
-    for line in inv.lines:
-        if line.tax is not None:
-            line_vat.append(line.tax)
-        elif line.tax_rate is not None:
-            line_vat.append(money(line.net * line.tax_rate / Decimal(100)))
-        else:
-            line_vat.append(ZERO)
-    header_vat = inv.tax1 + inv.tax2
-    if inv.lines and sum(line_vat, ZERO) != header_vat:
-        biggest = max(range(len(inv.lines)), key=lambda i: (abs(inv.lines[i].net), -i))
-        line_vat[biggest] += header_vat - sum(line_vat, ZERO)
-
     def vat_code_for(rate: Decimal | None, what: str) -> str | None:
         if rate is None:
             problems.append(f"{what}: no tax rate (JAGGAER custom field TaxRate) and none can be derived")
             return None
-        code, where = rules.vat_for_rate(rate)
+        try:
+            code, where = rules.vat_for_rate(rate)
+        except ValueError:
+            problems.append(
+                f"{what}: its tax implies a rate of {rate} %, which is not a tax rate between 0 and 100 (the line's "
+                "tax and net amount disagree); correct the line's tax in JAGGAER"
+            )
+            return None
         if not code:
             key = normalize_rate(rate)
             problems.append(
@@ -225,10 +269,13 @@ def plan_entry(
             )
         return code
 
+    # -- VAT per line, as the supplier billed it (line tax or header tax; see vat.py) ----------------------------
+    vat_plan = plan_vat(inv, rules, problems, vat_code_for)
+
     lines: list[PlannedLine] = []
-    for line, vat in zip(inv.lines, line_vat, strict=True):
+    for line, line_vat in zip(inv.lines, vat_plan.lines, strict=True):
         what = f"line {line.line_number}"
-        vat_code = vat_code_for(line.tax_rate, what)
+        vat, vat_code = line_vat.amount, line_vat.code
         splits = line.splits or inv.header_splits
         description = line.description[:LINE_DESCRIPTION_MAX]
         if splits and len(splits) > 0 and sum(_shares(splits), Decimal(0)) > 0:
@@ -253,7 +300,8 @@ def plan_entry(
         (-inv.discount, "Discount"),
     ]
     if any(amount != 0 for amount, _ in charges):
-        zero_code = vat_code_for(Decimal(0), "charges and discount (0 % VAT)")
+        by_flag = cfg.vat_codes_by_taxable
+        zero_code = by_flag[False] if False in by_flag else vat_code_for(ZERO, "charges and discount (0 % VAT)")
         for amount, label in charges:
             if amount != 0:
                 lines.append(

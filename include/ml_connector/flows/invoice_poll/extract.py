@@ -7,12 +7,16 @@
   are read too (``catchup=False`` only creates the latest run). At most :data:`MAX_CATCH_UP` is read back; an
   older gap is named in the report (red run, alert) with the manual run that reads it, and the cursor stays
   where it is until that run (or a backfill from the cursor on) has read it. The cursor moves forward only after
-  an extract that staged everything and failed on nothing; date-range and backfill runs move it forward only when
+  an extract that staged everything and read every detail; date-range and backfill runs move it forward only when
   they read on from it (never backwards, never past a gap).
 - Lists headers without an ``invoiceId`` are counted (``missing_invoice_id``) and named in the report.
 - Keeps only the tenant's post states (default: workflow ``Completed``, payment ``Payable`` or ``Paid``).
 - Fetches an invoice's detail only when the ledger does not already hold this version (same ``lastUpdate``):
   re-reading the overlap costs list pages, not detail calls.
+- A detail JAGGAER does not serve readably (HTML maintenance page with HTTP 200, truncated JSON, an error that
+  outlived the retries, a refusal) quarantines that invoice alone (:func:`quarantine_unreadable`, reason prefix
+  ``unreadable:``); the run goes on and the cursor stays, so the next run reads it again. Only an unreadable list
+  page stops the extract.
 - Routes the invoice's business unit to an Exact division; an unknown one is quarantined with what to configure
   (and picked up again by itself once the tenant file or a code map routes it).
 - Stages each version with ``repost_changed=False``: an invoice edited after it was posted is never posted again
@@ -25,17 +29,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
-from ml_connector.errors import ConfigError, RejectedError
+from ml_connector.errors import ConfigError, RejectedError, TransientError
 from ml_connector.flows.invoice_poll.common import FLOW, ROUTE_PREFIX, divisions_of, short
-from ml_connector.flows.invoice_poll.invoice import jsonable
-from ml_connector.flows.runtime import FlowContext, Outcomes
+from ml_connector.flows.invoice_poll.invoice import UNREADABLE_KEY, jsonable
+from ml_connector.flows.runtime import FlowContext, Outcomes, http_policy
+from ml_connector.http import backoff_delay
 from ml_connector.jaggaer import j1p
 from ml_connector.mappings.codes import CodeRules
 from ml_connector.store import ledger
@@ -56,6 +62,13 @@ MAX_CATCH_UP = timedelta(days=14)
 MISSING_ID = "missing_invoice_id"
 WINDOW_NOT_READ = "window_not_read"
 WITHDRAWN = "withdrawn_after_post"
+#: An invoice whose detail JAGGAER did not serve readably (after retries): quarantined on its own, cursor held.
+UNREADABLE = "unreadable"
+#: Reason prefix of such a quarantine: extract lifts it by itself once a run reads the detail.
+UNREADABLE_PREFIX = "unreadable: "
+#: List-header fields kept in the placeholder staged for an unreadable invoice (no ``lastUpdate``: the next run
+#: must not take the placeholder for the listed version and skip the detail).
+PLACEHOLDER_FIELDS = ("invoiceId", "invoiceNumber", "supplierInvoiceNumber", "invoiceType", "businessUnit", "supplier")
 
 
 def postable(header: Mapping[str, Any], ctx: FlowContext) -> bool:
@@ -264,11 +277,11 @@ def iter_details(
     if ctx.params.ids:
         known_ids = _known(ctx, list(ctx.params.ids))
         for invoice_id in ctx.params.ids:
-            try:
-                detail = jag.get_invoice(invoice_id)
-            except RejectedError as exc:
-                out.add("failed", invoice_id, detail=f"JAGGAER invoice {invoice_id}: {exc}")
+            got = read_detail(jag, invoice_id)
+            if isinstance(got, str):
+                quarantine_unreadable(ctx, {"invoiceId": invoice_id}, got, out)
                 continue
+            detail = got
             header = detail.get("header") or {}
             ok = postable(header, ctx)
             state = known_ids.get(str(invoice_id), (None, None))[0]
@@ -299,12 +312,88 @@ def iter_details(
         if state is not None and listed_update is not None and listed_update == staged_update:
             _unchanged(ctx, invoice_id, state, header, ok, out)
             continue
-        try:
-            detail = jag.get_invoice(invoice_id)
-        except RejectedError as exc:
-            out.add("failed", invoice_id, detail=f"JAGGAER invoice {invoice_id}: {exc}")
+        got = read_detail(jag, invoice_id)
+        if isinstance(got, str):  # this invoice only: the run goes on, the cursor stays (read again next run)
+            quarantine_unreadable(ctx, header, got, out)
             continue
-        yield detail, postable(detail.get("header") or {}, ctx)
+        yield got, postable(got.get("header") or {}, ctx)
+
+
+def read_detail(jag: Any, invoice_id: str, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any] | str:
+    """The invoice's detail, or what was wrong with JAGGAER's answer (a sentence) after the usual retries.
+
+    The hook already retried 5xx, 429 and network errors; an HTTP 200 whose body is not JSON (a maintenance page,
+    a truncated answer) is retried here with the same backoff, up to ``http_max_attempts`` reads in all. A
+    ``returnCode`` refusal (e.g. the invoice does not exist) is not retried: the same request is refused again.
+    Still rate limited (429) after the hook's waits is raised: it concerns every invoice, not this one.
+    """
+    policy = http_policy()
+    attempts = max(1, policy.max_attempts)
+    for attempt in range(1, attempts + 1):
+        try:
+            return jag.get_invoice(invoice_id)
+        except RejectedError as exc:  # a returnCode refusal, or an answer without a header: asked again next run
+            return str(exc)
+        except TransientError as exc:
+            if exc.status == 429:
+                raise  # still rate limited after the waits: that is JAGGAER and this tenant, not this invoice
+            served = exc.status is not None and exc.status < 400  # a 2xx/3xx body that is not JSON
+            if not served or attempt == attempts:
+                tries = f" ({attempt} reads)" if served else " (after the HTTP retries)"
+                return f"{exc}{tries}"
+            sleep(backoff_delay(attempt, policy))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def quarantine_unreadable(ctx: FlowContext, header: Mapping[str, Any], why: str, out: Outcomes) -> None:
+    """Record against this invoice that its detail could not be read; every other invoice of the run goes on.
+
+    A new invoice is staged as a placeholder (its list header, without ``lastUpdate``) so the ledger holds it;
+    one the ledger already holds keeps its last readable version. Either way it is ``quarantined`` with
+    :data:`UNREADABLE_PREFIX` (nothing is posted from it) and the window cursor stays, so the next run reads the
+    detail again and stages it (``stage`` makes it ``pending`` as a changed version). An invoice already posted
+    (or being posted) is left as it is and only reported.
+    """
+    invoice_id = str(header.get("invoiceId")).strip()
+    number = str(header.get("invoiceNumber") or "").strip() or invoice_id
+    reason = (
+        f"{UNREADABLE_PREFIX}JAGGAER's detail of invoice {number} (id {invoice_id}) could not be read: {why}; it is "
+        "read again on the next run and goes on by itself once JAGGAER serves it (if it stays unreadable, check the "
+        "invoice in JAGGAER)"
+    )
+    ctx.logger.error("invoice %s: %s", number, reason)
+    out.add(UNREADABLE, number)
+    with session_scope(ctx.engine) as s:
+        entry = ledger.get_entry(s, ctx.tenant.name, FLOW, invoice_id)
+        if entry is None:
+            rules = CodeRules.load(s, ctx.tenant)
+            placeholder = {
+                "header": {k: header[k] for k in PLACEHOLDER_FIELDS if header.get(k) is not None},
+                UNREADABLE_KEY: True,
+            }
+            ledger.stage(
+                s,
+                tenant=ctx.tenant.name,
+                flow=FLOW,
+                source_id=invoice_id,
+                payload=jsonable(placeholder),
+                source_ref=number,
+                division=route(ctx, rules, header.get("businessUnit")),
+                run_id=ctx.run_id,
+                repost_changed=False,
+            )
+            entry = ledger.get_entry(s, ctx.tenant.name, FLOW, invoice_id)
+            assert entry is not None
+        if entry.state in DONE_STATES:
+            out.add(
+                "changed_unreadable",
+                number,
+                detail=f"invoice {number} (id {invoice_id}), already {entry.state} in Exact: {reason}",
+            )
+            return
+        if not (entry.state == "quarantined" and entry.reason == reason):
+            ledger.transition(s, entry, "quarantined", reason=reason, run_id=ctx.run_id)
+    out.add("quarantined", number, detail=f"invoice {number}: {reason}")
 
 
 def withdrawn_after_post(ctx: FlowContext, invoice_id: str, header: Mapping[str, Any], out: Outcomes) -> None:
@@ -417,9 +506,11 @@ def extract(ctx: FlowContext) -> Outcomes:
     for detail, ok in iter_details(ctx, jag, out, rng):
         _stage_one(ctx, rules, detail, ok, out)
     if rng is not None:
-        if out["failed"]:
+        if out["failed"] or out[UNREADABLE]:
             # the invoices JAGGAER would not give are read again by the next run (from the cursor)
-            ctx.logger.warning("extract: %d invoice(s) could not be read: the window cursor stays", out["failed"])
+            ctx.logger.warning(
+                "extract: %d invoice(s) could not be read: the window cursor stays", out["failed"] + out[UNREADABLE]
+            )
         else:
             _advance_cursor(ctx, rng)
     ctx.logger.info("extract: %s", dict(out.counts))

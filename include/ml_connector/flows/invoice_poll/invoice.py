@@ -23,6 +23,11 @@ GL_FIELDS = frozenset({"glaccount", "glaccountcode", "glcode", "account"})
 TAX_RATE_FIELDS = frozenset({"taxrate", "vatrate", "taxrate%", "taxpercent", "vatpercent"})
 
 
+#: Key of the placeholder staged for an invoice whose JAGGAER detail could not be read (``extract``): the list
+#: header only, so the ledger can hold the invoice (quarantined) until a run reads the detail.
+UNREADABLE_KEY = "unreadable"
+
+
 class InvoiceDataError(ValueError):
     """The invoice cannot be read; the message names the field."""
 
@@ -68,9 +73,12 @@ class InvoiceLine:
     line_number: int
     description: str
     net: Decimal
-    tax: Decimal | None  # the line's own tax, when JAGGAER sends it
-    tax_rate: Decimal | None  # percent, e.g. 20
+    tax: Decimal | None  # the line's own tax, when JAGGAER sends it (line-tax shape)
+    tax_rate: Decimal | None  # percent, e.g. 20: only the line's own rate custom field (TaxRate), never derived
     splits: tuple[SplitShare, ...] = ()
+    taxable: bool | None = None  # the line's ``taxable`` flag ("true"/"false"); None when absent
+    quantity: Decimal | None = None
+    unit_price: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -125,10 +133,12 @@ def _int(value: Any) -> int | None:
 
 
 def _money_field(obj: Mapping[str, Any], key: str, where: str, default: Decimal | None = ZERO) -> Decimal | None:
+    raw = obj.get(key)
     try:
-        value = j1p.to_decimal(obj.get(key))
-    except ValueError as exc:
-        raise InvoiceDataError(f"{where} {key}: {exc}") from None
+        value = j1p.to_decimal(raw)
+    except ValueError:
+        shown = raw.get("value") if isinstance(raw, Mapping) else raw
+        raise InvoiceDataError(f"{where} {key} {shown!r} is not a number") from None
     if value is None:
         return default
     return value
@@ -148,10 +158,13 @@ def parse_splits(obj: Mapping[str, Any], where: str) -> tuple[SplitShare, ...]:
             for index in j1p.list_items(index_set, ("splittableFieldIndexList", "splittableFieldIndex")):
                 if not isinstance(index, Mapping):
                     continue
+                raw_weight = index.get("distributionValue")
                 try:
-                    weight = j1p.to_decimal(index.get("distributionValue"))
-                except ValueError as exc:
-                    raise InvoiceDataError(f"{where} accounting split distributionValue: {exc}") from None
+                    weight = j1p.to_decimal(raw_weight)
+                except ValueError:
+                    raise InvoiceDataError(
+                        f"{where} accounting split distributionValue {raw_weight!r} is not a number"
+                    ) from None
                 if weight is None:
                     weight = Decimal(100)
                 cc = gl = None
@@ -167,29 +180,61 @@ def parse_splits(obj: Mapping[str, Any], where: str) -> tuple[SplitShare, ...]:
     return tuple(shares)
 
 
-def _tax_rate(line: Mapping[str, Any], net: Decimal, tax: Decimal | None, where: str) -> Decimal | None:
-    fields = j1p.custom_field_values(line)
-    for name, value in fields.items():
+def _rate_field(line: Mapping[str, Any], where: str) -> Decimal | None:
+    """The line's own tax rate (a custom field such as ``TaxRate``), in percent; ``None`` when it has none."""
+    for name, value in j1p.custom_field_values(line).items():
         if _norm_name(name) in TAX_RATE_FIELDS and value not in (None, ""):
             try:
                 rate = j1p.to_decimal(str(value).replace("%", ""))
             except ValueError:
-                raise InvoiceDataError(f"{where} tax rate {value!r} is not a number") from None
+                raise InvoiceDataError(f"{where} custom field {name} {value!r} is not a tax rate in percent") from None
+            if rate is None or rate < 0 or rate > 100:
+                raise InvoiceDataError(f"{where} custom field {name} {value!r} is not a tax rate between 0 and 100")
             return rate
-    try:
-        taxable = j1p.to_bool(line.get("taxable"))
-    except ValueError:
-        taxable = None
-    if taxable is False or (tax is not None and tax == 0):
-        return Decimal(0)
-    if tax is not None and net != 0:
-        # derived from the amounts: good to a tenth of a percent
-        return (tax / net * 100).quantize(Decimal("0.1"))
     return None
+
+
+def _taxable(line: Mapping[str, Any], where: str) -> bool | None:
+    try:
+        return j1p.to_bool(line.get("taxable"))
+    except ValueError:
+        raise InvoiceDataError(f'{where} taxable {line.get("taxable")!r} is not "true" or "false"') from None
+
+
+def _date_field(header: Mapping[str, Any], key: str, where: str) -> date | None:
+    value = header.get(key)
+    try:
+        return j1p.parse_date(value)
+    except ValueError:
+        raise InvoiceDataError(f"{where} {key} {value!r} is not an ISO date (YYYY-MM-DD)") from None
+
+
+def _instant_field(header: Mapping[str, Any], key: str, where: str) -> datetime | None:
+    value = header.get(key)
+    try:
+        return j1p.parse_datetime(value)
+    except ValueError:
+        raise InvoiceDataError(f"{where} {key} {value!r} is not an ISO-8601 timestamp") from None
+
+
+def _header_tax1(header: Mapping[str, Any], where: str) -> Decimal:
+    """The header's tax: ``taxCharge1``; without it, ``tax1HeaderChargeDetail.currentTax`` (the same amount in
+    JAGGAER's charge detail, which some customers' payloads carry alone)."""
+    tax = _money_field(header, "taxCharge1", where, default=None)
+    detail = header.get("tax1HeaderChargeDetail")
+    if tax is None and isinstance(detail, Mapping):
+        tax = _money_field(detail, "currentTax", f"{where} tax1HeaderChargeDetail", default=None)
+    return tax if tax is not None else ZERO
 
 
 def parse_invoice(detail: Mapping[str, Any]) -> Invoice:
     """Read a staged J1P invoice detail. Raises :class:`InvoiceDataError` for anything unreadable."""
+    if detail.get(UNREADABLE_KEY):
+        header = detail.get("header") if isinstance(detail.get("header"), Mapping) else {}
+        raise InvoiceDataError(
+            f"invoice {header.get('invoiceNumber') or header.get('invoiceId') or '?'}: JAGGAER's detail could not be "
+            "read yet (only its list entry is staged); it is read again on the next run"
+        )
     header = detail.get("header")
     if not isinstance(header, Mapping):
         raise InvoiceDataError("the invoice has no header")
@@ -209,12 +254,9 @@ def parse_invoice(detail: Mapping[str, Any]) -> Invoice:
         total = _money_field(header, "total", where, default=None)
     if total is None:
         raise InvoiceDataError(f"{where} total is missing")
-    try:
-        invoice_date = j1p.parse_date(header.get("invoiceDate"))
-        due_date = j1p.parse_date(header.get("dueDate"))
-        last_update = j1p.parse_datetime(header.get("lastUpdate"))
-    except ValueError as exc:
-        raise InvoiceDataError(f"{where} {exc}") from None
+    invoice_date = _date_field(header, "invoiceDate", where)
+    due_date = _date_field(header, "dueDate", where)
+    last_update = _instant_field(header, "lastUpdate", where)
 
     supplier = header.get("supplier") if isinstance(header.get("supplier"), Mapping) else {}
     vendor_id = _text(supplier.get("id"))
@@ -233,14 +275,17 @@ def parse_invoice(detail: Mapping[str, Any]) -> Invoice:
             raise InvoiceDataError(f"{where} line {n} is not an object")
         number = _int(raw.get("lineNumber")) or n
         lwhere = f"{where} line {number}"
+        qty = _money_field(raw, "quantity", lwhere, default=None)
+        price = _money_field(raw, "unitPrice", lwhere, default=None)
         net = _money_field(raw, "extendedPrice", lwhere, default=None)
         if net is None:
-            qty = _money_field(raw, "quantity", lwhere, default=None)
-            price = _money_field(raw, "unitPrice", lwhere, default=None)
             if qty is None or price is None:
                 raise InvoiceDataError(f"{lwhere}: no extendedPrice, quantity or unitPrice")
             net = money(qty * price)
         tax = _money_field(raw, "taxCharge1", lwhere, default=None)
+        tax2 = _money_field(raw, "taxCharge2", lwhere, default=None)
+        if tax2:  # a line's second tax is VAT on the same line
+            tax = (tax or ZERO) + tax2
         item = raw.get("item") if isinstance(raw.get("item"), Mapping) else {}
         lines.append(
             InvoiceLine(
@@ -248,8 +293,11 @@ def parse_invoice(detail: Mapping[str, Any]) -> Invoice:
                 description=_text(item.get("description")) or _text(raw.get("description")) or f"line {number}",
                 net=net,
                 tax=tax,
-                tax_rate=_tax_rate(raw, net, tax, lwhere),
+                tax_rate=_rate_field(raw, lwhere),
                 splits=parse_splits(raw, lwhere),
+                taxable=_taxable(raw, lwhere),
+                quantity=qty,
+                unit_price=price,
             )
         )
 
@@ -263,7 +311,7 @@ def parse_invoice(detail: Mapping[str, Any]) -> Invoice:
         due_date=due_date,
         currency=currency,
         total=total,
-        tax1=_money_field(header, "taxCharge1", where) or ZERO,
+        tax1=_header_tax1(header, where),
         tax2=_money_field(header, "taxCharge2", where) or ZERO,
         shipping=_money_field(header, "shippingCharge", where) or ZERO,
         handling=_money_field(header, "handlingCharge", where) or ZERO,
@@ -290,6 +338,7 @@ def _negated(inv: Invoice) -> Invoice:
             line,
             net=-line.net,
             tax=None if line.tax is None else -line.tax,
+            unit_price=None if line.unit_price is None else -line.unit_price,
             splits=tuple(replace(s, weight=-s.weight) if s.by_amount else s for s in line.splits),
         )
         for line in inv.lines

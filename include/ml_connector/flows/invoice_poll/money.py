@@ -50,3 +50,27 @@ def allocate(total: Decimal, weights: Sequence[Decimal]) -> list[Decimal]:
 
 def sum_money(values: Sequence[Decimal]) -> Decimal:
     return sum(values, ZERO)
+
+
+def round_shares(total: Decimal, shares: Sequence[Decimal]) -> list[Decimal]:
+    """Round exact ``shares`` (any signs, adding up to ``total``, a cent amount) to cents that add up to ``total``.
+
+    The signed form of :func:`allocate` for when the shares are already known (e.g. a header tax spread over lines
+    of different rates, or over a credit line among debit lines): every share is rounded down to the cent, then
+    the cents still missing go to the shares that lost the most (earlier first on ties). Each part is within one
+    cent of its share. Raises ``ValueError`` when the shares do not add up to ``total``.
+    """
+    total = Decimal(total)
+    if total != total.quantize(CENT):
+        raise ValueError(f"total {total} has more than two decimals")
+    if not shares:
+        raise ValueError("round_shares needs at least one share")
+    scaled = [Decimal(s) / CENT for s in shares]
+    floors = [int(x.to_integral_value(rounding=ROUND_FLOOR)) for x in scaled]
+    missing = int(total / CENT) - sum(floors)
+    if not 0 <= missing <= len(shares):
+        raise ValueError(f"shares {list(shares)} do not add up to {total}")
+    order = sorted(range(len(shares)), key=lambda i: (-(scaled[i] - floors[i]), i))
+    for i in order[:missing]:
+        floors[i] += 1
+    return [(Decimal(c) * CENT).quantize(CENT) for c in floors]
