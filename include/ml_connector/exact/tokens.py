@@ -836,6 +836,8 @@ class TokenChain:
                 with self._write_session() as s:
                     return write(s)
             except (OperationalError, InterfaceError, LockLost) as exc:
+                if _schema_error(exc):
+                    raise  # a missing table or column does not heal by waiting
                 attempts += 1
                 self.store_retries += 1
                 last = _db_error(exc)
@@ -996,6 +998,12 @@ class _StoreFailed(Exception):
         self.attempts = attempts
         self.last_error = last_error
         super().__init__(last_error)
+
+
+def _schema_error(exc: BaseException) -> bool:
+    """SQLite reports a missing table or column as an OperationalError too; those are not worth retrying."""
+    text_ = str(getattr(exc, "orig", None) or exc).lower()
+    return any(s in text_ for s in ("no such table", "no such column", "syntax error"))
 
 
 def _db_error(exc: BaseException) -> str:

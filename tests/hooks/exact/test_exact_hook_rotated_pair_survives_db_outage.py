@@ -189,7 +189,8 @@ def test_pair_answered_while_postgres_is_down_is_stored_when_it_is_back(
     client.tokens.store_window = 120.0
     spent = _row(pg_engine).refresh_token
     sim.advance(580)
-    exact_sandbox.fault(method="POST", path=TOKEN_PATH, action="latency", delay_s=3, count=1)
+    # Exact takes 6 s to answer: time enough to stop the server first, even on a busy machine
+    exact_sandbox.fault(method="POST", path=TOKEN_PATH, action="latency", delay_s=6, count=1)
     thread, result = _in_thread(client.tokens.get_access_token)
     assert wait_until(lambda: _marker(pg_engine) is not None, 10), "the refresh never started"
     server.stop()  # while Exact works on the refresh
@@ -262,11 +263,11 @@ def test_sqlite_pair_stored_once_another_process_releases_the_database(
     client.tokens.store_attempt_timeout = 0.5  # one attempt waits 0.5 s for the locked file (default 30 s)
     spent = _row(sqlite_engine).refresh_token
     sim.advance(580)
-    exact_sandbox.fault(method="POST", path=TOKEN_PATH, action="latency", delay_s=2, count=1)
+    exact_sandbox.fault(method="POST", path=TOKEN_PATH, action="latency", delay_s=4, count=1)
     thread, result = _in_thread(client.tokens.get_access_token)
     assert wait_until(lambda: _marker(sqlite_engine) is not None, 10), "the refresh never started"
     database = sqlite_engine.url.database
-    locker = subprocess.Popen([sys.executable, "-c", LOCKER, database, "5"], stdout=subprocess.PIPE, text=True)
+    locker = subprocess.Popen([sys.executable, "-c", LOCKER, database, "8"], stdout=subprocess.PIPE, text=True)
     try:
         assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
         assert wait_until(lambda: client.tokens.store_retries >= 2, 20), "no failed store attempt was seen"
@@ -289,7 +290,7 @@ def test_sqlite_pair_stored_once_another_process_releases_the_database(
 def test_sqlite_code_exchange_is_stored_once_the_database_is_free(sqlite_engine, make_client, exact_sandbox) -> None:
     client = make_client(sqlite_engine)
     client.tokens.store_attempt_timeout = 0.5
-    exact_sandbox.fault(method="POST", path=TOKEN_PATH, action="latency", delay_s=1.5, count=1)
+    exact_sandbox.fault(method="POST", path=TOKEN_PATH, action="latency", delay_s=3, count=1)
     thread, result = _in_thread(lambda: connect(client, exact_sandbox))
 
     def counted() -> bool:  # the call is counted (committed) before it is sent
@@ -300,7 +301,7 @@ def test_sqlite_code_exchange_is_stored_once_the_database_is_free(sqlite_engine,
 
     assert wait_until(counted, 10)
     locker = subprocess.Popen(
-        [sys.executable, "-c", LOCKER, sqlite_engine.url.database, "4"], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", LOCKER, sqlite_engine.url.database, "6"], stdout=subprocess.PIPE, text=True
     )
     try:
         assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
@@ -322,11 +323,11 @@ def test_pair_that_cannot_be_stored_in_time_fails_naming_state_and_fix(
     client.tokens.store_window = 2.0
     client.tokens.store_attempt_timeout = 0.3
     sim.advance(580)
-    exact_sandbox.fault(method="POST", path=TOKEN_PATH, action="latency", delay_s=1, count=1)
+    exact_sandbox.fault(method="POST", path=TOKEN_PATH, action="latency", delay_s=3, count=1)
     thread, result = _in_thread(client.tokens.get_access_token)
     assert wait_until(lambda: _marker(sqlite_engine) is not None, 10)
     locker = subprocess.Popen(
-        [sys.executable, "-c", LOCKER, sqlite_engine.url.database, "6"], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", LOCKER, sqlite_engine.url.database, "9"], stdout=subprocess.PIPE, text=True
     )
     try:
         assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
