@@ -223,11 +223,15 @@ def _save_created(ctx: FlowContext, items: list[tuple[int, str, dict[str, Any]]]
     """Map every ``(division, account GUID, Exact account)`` to the JAGGAER supplier of its code."""
     crypto = get_crypto()
     with session_scope(ctx.engine) as session:
+        existing: dict[tuple[int, str], VendorMap] = {}
+        for division in {d for d, _, _ in items}:
+            ids = [a for d, a, _ in items if d == division]
+            existing.update({(division, a): r for a, r in known_links(session, ctx.tenant.name, division, ids).items()})
         for division, account_id, acct in items:
             code = str(acct.get("Code") or "").strip()
             vat = (acct.get("VATNumber") or "").strip() or None
             coc = (acct.get("ChamberOfCommerce") or "").strip() or None
-            row = known_links(session, ctx.tenant.name, division, [account_id]).get(account_id)
+            row = existing.get((division, account_id))
             if row is None:
                 row = VendorMap(tenant=ctx.tenant.name, division=division, exact_account_id=account_id, active=True)
                 session.add(row)
