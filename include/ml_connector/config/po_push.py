@@ -44,6 +44,10 @@ class PoPushConfig(Section):
     currencies: list[str] = Field(default_factory=lambda: ["GBP", "EUR", "USD"])
     gl_rules: GlRules = Field(default_factory=GlRules)
     cancel_in_jaggaer: bool = True
+    # A supplier code used in several divisions is one JAGGAER supplier, upserted once per run: with the master
+    # data (name, VAT, address, ...) of this division when it has the code, else of the first PO division listed
+    # that has it. Unset: the first PO division. Must be one of the PO divisions (checked by TenantConfig).
+    supplier_master_division: int | None = None
 
     @field_validator("po_number_format")
     @classmethod

@@ -74,6 +74,12 @@ class TenantConfig(Section):
         for division in self.po_push.divisions:
             if division not in known:
                 raise ValueError(f"po_push.divisions has {division}, which is not in exact.divisions {sorted(known)}")
+        master = self.po_push.supplier_master_division
+        if master is not None and master not in self.po_divisions:
+            raise ValueError(
+                f"po_push.supplier_master_division is {master}, which is not one of the PO divisions "
+                f"{self.po_divisions}"
+            )
         fmt = self.po_push.po_number_format
         if len(self.po_divisions) > 1 and "division" not in po_number_fields(fmt):
             # Order numbers repeat across divisions: without {division} two orders would share one PONumber and

@@ -1,12 +1,17 @@
 """The PO push DAG of one tenant: ``exact_po_push__<tenant>``.
 
-Shape (one task group per Exact division, built from the tenant config)::
+Shape (one task group per Exact division, built from the tenant config, and one tenant-level supplier step)::
 
-    division_111111.extract >> .map_vendors >> .validate >> .post ─┐
-    division_222222.extract >> .map_vendors >> .validate >> .post ─┴─▶ report
+    division_111111.extract >> .map_vendors ─┐                  ┌─▶ division_111111.validate >> .post ─┐
+    division_222222.extract >> .map_vendors ─┴─▶ upsert_suppliers ─┴─▶ division_222222.validate >> .post ─┴─▶ report
 
 - Every task of a division group runs in the pool ``mlc_exact__<tenant>__<division>`` (one slot, shared with the
-  invoice poll), so no two tasks ever work on one Exact division at the same time.
+  invoice poll), so no two tasks ever work on one Exact division at the same time. A division's ``map_vendors``
+  resolves its suppliers from the vendor map and reads the missing ones from Exact (``vendors.collect_suppliers``);
+  ``upsert_suppliers`` (no Exact call, so no division pool) sends each supplier code to JAGGAER once for the whole
+  tenant, with the master division's data (``po_push.supplier_master_division``), and holds or releases the orders.
+  It runs when every ``map_vendors`` is done (``all_done``): one division's failure does not stop the others; a
+  division's ``validate`` waits for its own ``map_vendors`` and for ``upsert_suppliers``.
 - Schedule from ``po_push.schedule`` (default every 15 minutes) as a ``CronDataIntervalTimetable``: scheduled runs
   read by cursor; the data interval is only used by backfills. ``catchup=False``, ``max_active_runs=1``.
 - ``post`` works through the division's whole batch, then fails (retryably: Airflow retries it with backoff) when
@@ -31,6 +36,15 @@ if TYPE_CHECKING:
 
 DAG_PREFIX = "exact_po_push__"
 STAGES = ("extract", "map_vendors", "validate", "post")
+SUPPLIERS_TASK = "upsert_suppliers"
+# The function each division task runs: (module under ml_connector.flows.po_push, attribute). A division's
+# map_vendors only collects its suppliers; the JAGGAER upsert is the tenant-level task's.
+STAGE_FUNCTIONS = {
+    "extract": ("extract", "extract"),
+    "map_vendors": ("vendors", "collect_suppliers"),
+    "validate": ("validate", "validate"),
+    "post": ("post", "post"),
+}
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -42,17 +56,22 @@ def group_id(division: int) -> str:
     return f"division_{int(division)}"
 
 
-def _stage_callable(tenant_name: str, stage: str, division: int) -> Callable[[], dict[str, Any]]:
+def _stage_callable(tenant_name: str, stage: str, division: int | None) -> Callable[[], dict[str, Any]]:
+    module, attribute = STAGE_FUNCTIONS.get(stage, ("vendors", stage))
+
     def run_po_push_stage() -> dict[str, Any]:
+        import importlib
+
         from airflow.sdk import get_current_context
 
-        from ml_connector.flows import po_push, runtime
+        from ml_connector.flows import runtime
 
+        function = getattr(importlib.import_module(f"ml_connector.flows.po_push.{module}"), attribute)
         return runtime.run_stage(
             get_current_context(),
             tenant_name,
             runtime.FLOW_PO_PUSH,
-            getattr(po_push, stage),
+            function,
             scheduled="cursor",
             division=division,
             fail_on_records=stage == "post",
@@ -104,24 +123,27 @@ def build_dag(tenant: TenantConfig) -> Any:
         tags=["ml-connector", "po_push", f"tenant:{tenant.name}"],
         doc_md=__doc__,
     ) as dag:
-        post_ids: list[str] = []
+        stage_ids: list[str] = [SUPPLIERS_TASK]
+        suppliers = task(task_id=SUPPLIERS_TASK, trigger_rule="all_done", multiple_outputs=False)(
+            _stage_callable(tenant.name, SUPPLIERS_TASK, None)
+        )()
         ends = []
         for division in tenant.po_divisions:
             pool = pool_name(tenant.name, division)
             with TaskGroup(group_id(division), tooltip=f"Exact division {division}"):
-                previous = None
+                ops = {}
                 for stage in STAGES:
-                    op = task(task_id=stage, pool=pool, multiple_outputs=False)(
+                    ops[stage] = task(task_id=stage, pool=pool, multiple_outputs=False)(
                         _stage_callable(tenant.name, stage, division)
                     )()
-                    post_ids.append(f"{group_id(division)}.{stage}")
-                    if previous is not None:
-                        previous >> op
-                    previous = op
-                ends.append(previous)
+                    stage_ids.append(f"{group_id(division)}.{stage}")
+                ops["extract"] >> ops["map_vendors"] >> suppliers
+                [ops["map_vendors"], suppliers] >> ops["validate"]
+                ops["validate"] >> ops["post"]
+                ends.append(ops["post"])
         report = task(
             task_id="report", trigger_rule="all_done", retries=0, on_failure_callback=None, multiple_outputs=False
-        )(_report_callable(tenant.name, post_ids))()
+        )(_report_callable(tenant.name, stage_ids))()
         for end in ends:
             end >> report
     return dag

@@ -23,6 +23,27 @@ request reached Exact): the next refresh tries the stored refresh token once, in
 it, the chain lives on (logged as a warning); if Exact answers "Old refresh token used.", the row is marked broken
 with a reason that says a refresh was interrupted at that time and how to reconnect.
 
+A rotated pair is never dropped because the database hiccups (issue 11). Once Exact has answered a refresh or a
+code exchange, the new pair exists only in our memory and Exact has already retired the refresh token we sent. So
+``_persist`` keeps retrying the write, with full-jitter backoff capped at ``STORE_BACKOFF_MAX`` seconds, for
+``store_window`` seconds (default: the access token's lifetime, 600 s), without ever releasing the chain lock:
+
+- SQLite: the ``flock`` beside the database file is not touched by database errors (a file locked by another
+  process, a full disk); we keep holding it, so no other process can refresh meanwhile.
+- PostgreSQL: the advisory lock lives in a database session and dies with it (a server restart, a terminated
+  backend). Before every write attempt the lock is *checked in* ``pg_locks`` for this session and, when gone,
+  re-acquired on a new connection; the row is then re-read and the pair is written only if the row still holds the
+  refresh token we sent (nobody refreshed or reconnected meanwhile). Between losing and re-acquiring the lock
+  another process can take it: such a process finds our marker and, since the server restarted after the marker
+  was written (``pg_postmaster_start_time``), knows the marker's owner may be alive with the new pair in memory.
+  It therefore does **not** try the stored refresh token (already spent at Exact) until the owner's store window
+  has passed (``settle_after``); meanwhile it uses a still-valid access token or raises ``TransientError``. A
+  marker from before the server's start proves nothing like that (the lock was released by its holder's session
+  ending while the server ran, i.e. the holder died) and is settled at once, as before.
+
+Only when the pair cannot be stored for the whole window does the refresh fail, with ``TokenChainBroken`` naming
+the tenant, the connection, when Exact rotated the pair, the last database error and the reconnect command.
+
 Other guarantees: token calls are counted per UTC day (Exact allows 200 per app and user) and refused cleanly
 (``RateBudgetExhausted``) when fewer than ``TOKEN_CALL_RESERVE`` are left, keeping a few for a reconnect; a dead
 chain (``invalid_grant``, "Old refresh token used.", an expired refresh token) or refused client credentials mark
@@ -52,6 +73,7 @@ from typing import Any
 
 import requests
 from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from ml_connector import http
@@ -77,6 +99,8 @@ TOKEN_CALL_RESERVE = 10  # refreshes stop this many calls short of the cap, so a
 CREDENTIALS_REFUSED = "client secret refused by Exact (or the client id is unknown)"
 AUDIT_FLOW = "exact_token"  # audit rows of token calls (action token_refresh / token_exchange)
 NOT_CONNECTED = "not connected yet"
+STORE_BACKOFF_MAX = 5.0  # s between attempts to store a rotated pair, at most: a restarted database is written soon
+RESTART_SLACK = 5.0  # s: a server that started this close to a marker counts as restarted after it
 
 
 def reconnect_hint(tenant: str) -> str:
@@ -226,6 +250,20 @@ def describe_token_response(response: requests.Response) -> tuple[str, str]:
 
 
 # --- the chain lock -----------------------------------------------------------------------------------------------
+# Does this session hold the session-level advisory lock on :k? (A bigint key is split into classid/objid.)
+_PG_LOCK_HELD = """
+SELECT EXISTS (
+    SELECT 1 FROM pg_locks
+    WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() AND objsubid = 1
+      AND ((classid::bigint << 32) | objid::bigint) = :k
+)
+"""
+
+
+class LockLost(ConnectorError):
+    """The chain lock's database session died and another process holds the lock now (retried by ``_persist``)."""
+
+
 _thread_locks: dict[str, threading.Lock] = {}
 _thread_locks_guard = threading.Lock()
 
@@ -267,6 +305,39 @@ class ChainLock:
     def durable(self) -> bool:
         """True when a dead holder releases the lock (so a leftover marker means an interrupted refresh)."""
         return self._path is not None or self._pg
+
+    @property
+    def lost_on_restart(self) -> bool:
+        """True when the lock lives in a database session (PostgreSQL), so a database restart releases it while
+        its holder lives on."""
+        return self._pg
+
+    def ensure_held(self) -> bool:
+        """Holding the lock (after ``acquire``): check it is still ours and take it again when its database session
+        died (PostgreSQL restart). Returns True when it was taken again; raises ``LockLost`` when another process
+        holds it now, and SQLAlchemy's errors while the database is unreachable (callers retry both)."""
+        if not self._pg:
+            return False  # a flock or a thread lock: database trouble does not touch it
+        if self._pg_conn is not None:
+            try:
+                if self._pg_conn.execute(text(_PG_LOCK_HELD), {"k": self._pg_key}).scalar():
+                    return False
+            except Exception:  # the session is gone (its lock with it)
+                pass
+            with contextlib.suppress(Exception):
+                self._pg_conn.close()
+            self._pg_conn = None
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._pg_key}).scalar()
+        except BaseException:
+            conn.close()
+            raise
+        if not got:
+            conn.close()
+            raise LockLost("another process holds the token refresh lock now")
+        self._pg_conn = conn
+        return True
 
     def acquire(self, blocking: bool = True) -> bool:
         deadline = time.monotonic() + self.timeout
@@ -390,6 +461,8 @@ class TokenChain:
         lock_timeout: float = 120.0,
         on_broken: Callable[[TokenChainBroken], None] | None = None,
         audit: http.AuditSink | None = None,
+        store_window: float = DEFAULT_ACCESS_TTL,
+        store_attempt_timeout: float | None = None,
     ) -> None:
         self.engine = engine
         self.audit = audit
@@ -403,9 +476,16 @@ class TokenChain:
         self.expiry_margin = expiry_margin
         self.on_broken = on_broken
         self.lock = ChainLock(engine, tenant, conn_id, timeout=lock_timeout)
+        # How long (real seconds) a rotated pair is retried into the database before the refresh gives up, and
+        # (SQLite) how long one attempt waits for a database file another process has locked (None: the
+        # engine's busy timeout, 30 s).
+        self.store_window = store_window
+        self.store_attempt_timeout = store_attempt_timeout
         self.token_calls = 0  # token endpoint calls made by this instance
         self.refreshes = 0
         self.skipped_refreshes = 0  # refreshes found unnecessary after taking the lock
+        self.store_retries = 0  # failed attempts to store a rotated pair (each retried)
+        self.lock_retakes = 0  # times the chain lock died with its database session and was taken again
 
     def __repr__(self) -> str:
         return f"TokenChain(tenant={self.tenant!r}, conn_id={self.conn_id!r})"
@@ -440,6 +520,22 @@ class TokenChain:
         if issued is None:
             return True
         return now - issued >= REFRESH_MIN_AGE or (expires is not None and now >= expires)
+
+    @property
+    def settle_after(self) -> float:
+        """Seconds after a refresh marker until no process can still be storing its pair: the longest a token call
+        can take plus the store window (another process waits this long before it tries the stored refresh token
+        when the chain lock may have died in a database restart)."""
+        return self.policy.connect_timeout + self.policy.read_timeout + self.store_window + 2 * STORE_BACKOFF_MAX
+
+    def _restarted_after(self, s: Session, marker: datetime, now: float) -> float | None:
+        """PostgreSQL: the server's uptime in seconds when it started after ``marker`` (within ``RESTART_SLACK``),
+        else None. Compares durations (uptime on the server's clock, marker age on ours), not instants."""
+        uptime = s.execute(text("SELECT EXTRACT(EPOCH FROM (now() - pg_postmaster_start_time()))")).scalar()
+        if uptime is None:
+            return None
+        age = now - marker.timestamp()
+        return float(uptime) if float(uptime) < age + RESTART_SLACK else None
 
     def _raise_if_unusable(self, row: TokenRecord | None) -> TokenRecord:
         if row is None or not row.refresh_token:
@@ -518,6 +614,24 @@ class TokenChain:
             row = self._raise_if_unusable(self._read_locked(s))
             now = self.clock()
             interrupted = row.refresh_started_at if self.lock.durable else None
+            if interrupted is not None and self.lock.lost_on_restart:
+                # The lock we hold may have been freed by a database restart while the marker's owner lives on
+                # with Exact's new pair in memory, retrying to store it: the stored refresh token may be spent.
+                restarted = self._restarted_after(s, interrupted, now)
+                settle_at = interrupted.timestamp() + self.settle_after
+                if restarted is not None and now < settle_at:
+                    if row.access_token and row.access_token != failed_token and self._still_valid(row, now):
+                        self.skipped_refreshes += 1
+                        mask(row.access_token)
+                        return row.access_token
+                    raise TransientError(
+                        f"tenant {self.tenant!r}: a token refresh started at "
+                        f"{interrupted.isoformat(timespec='seconds')} lost its lock when the connector database "
+                        f"restarted {restarted:.0f}s ago; the process doing it may still be storing Exact's new token "
+                        "pair, so the stored refresh token (possibly spent at Exact) is not used before "
+                        f"{_dt(settle_at).isoformat(timespec='seconds')}. Try again shortly; mlc status shows the "
+                        "chain"
+                    )
             credentials_retry = row.status == "broken"  # only a credentials refusal gets this far
             # 1. Has someone else refreshed meanwhile?
             if not credentials_retry:
@@ -594,13 +708,13 @@ class TokenChain:
                 )
             pair = TokenPair.from_response(body)
             mask(pair.access_token, pair.refresh_token)
-            self._store(pair, expect_marker=marker)
+            access = self._store(pair, spent=refresh_token)
             self.refreshes += 1
             if interrupted is not None:
                 log.warning(
                     "tenant %s: the interrupted refresh had not reached Exact; the chain is intact", self.tenant
                 )
-            return pair.access_token
+            return access
         if outcome == _Outcome.UNKNOWN:
             raise TransientError(
                 f"tenant {self.tenant!r}: Exact's token endpoint answered {description}; the next attempt will "
@@ -647,16 +761,22 @@ class TokenChain:
         raise exc
 
     # -- writing -------------------------------------------------------------------------------------------------
-    def _store(self, pair: TokenPair, expect_marker: datetime | None) -> None:
-        now = self.clock()
-        with session_scope(self.engine) as s:
+    def _store(self, pair: TokenPair, *, spent: str | None) -> str:
+        """Store a pair Exact just issued (module docstring: retried, never dropped) and return the access token to
+        use. ``spent``: the refresh token Exact retired for it (None for a code exchange, which replaces any chain).
+        The pair is written only while the row still holds ``spent``: after a lost lock, a row that moved on means
+        another process reconnected (its chain is kept) or used the spent token (the chain is dead)."""
+        received = self.clock()
+
+        def write(s: Session) -> tuple[str, str | None, str | None] | None:
+            now = self.clock()
             row = self._read_locked(s)
             if row is None:
                 row = TokenRecord(tenant=self.tenant, conn_id=self.conn_id, version=0, token_calls_today=0)
                 s.add(row)
-            elif expect_marker is not None and row.refresh_started_at != expect_marker:
-                # Cannot happen while we hold the chain lock; if it does, say so rather than overwrite silently.
-                log.error("tenant %s: the token row changed during our refresh; storing the newer pair", self.tenant)
+            elif spent is not None and row.refresh_token != spent:
+                valid = row.access_token if row.status == "ok" and self._still_valid(row, now) else None
+                return row.status, row.status_reason, valid
             row.access_token = pair.access_token
             row.refresh_token = pair.refresh_token
             row.access_issued_at = _dt(now)
@@ -666,6 +786,97 @@ class TokenChain:
             row.status_reason = None
             row.refresh_started_at = None
             row.version = (row.version or 0) + 1
+            return None
+
+        try:
+            conflict = self._persist("store the new token pair", write)
+        except _StoreFailed as exc:
+            reason = (
+                f"Exact issued a new token pair for connection {self.conn_id} at "
+                f"{_dt(received).isoformat(timespec='seconds')}, but the connector database could not store it for "
+                f"{self.store_window:.0f}s ({exc.attempts} attempts; last error: {exc.last_error}); the new refresh "
+                "token is lost with this process and Exact has retired the stored one, so the chain is dead"
+            )
+            with contextlib.suppress(Exception):  # the database is most likely still unreachable
+                self._mark_broken(reason)
+            broken = TokenChainBroken(self.tenant, reason, reconnect_hint(self.tenant))
+            self._notify(broken)
+            raise broken from None
+        if conflict is None:
+            return pair.access_token
+        status, status_reason, valid = conflict
+        if status == "ok" and valid is not None:
+            log.warning(
+                "tenant %s: the token chain was replaced (reconnected) while this process stored a refresh; the "
+                "newer chain is kept",
+                self.tenant,
+            )
+            mask(valid)
+            return valid
+        reason = (
+            f"another process used the stored refresh token while this process was storing the pair Exact had "
+            f"just issued for it ({status_reason or 'no reason recorded'})"
+        )
+        raise TokenChainBroken(self.tenant, reason, reconnect_hint(self.tenant))
+
+    def _persist(self, what: str, write: Callable[[Session], Any]) -> Any:
+        """Run ``write`` in one transaction, holding the chain lock, retrying with backoff while the database is
+        unreachable or locked for ``store_window`` real seconds; then ``_StoreFailed``."""
+        deadline = time.monotonic() + self.store_window
+        backoff = http.RetryPolicy(base_delay=0.25, max_delay=STORE_BACKOFF_MAX)
+        attempts = 0
+        while True:
+            try:
+                if self.lock.ensure_held():
+                    self.lock_retakes += 1
+                    log.warning(
+                        "tenant %s: the token refresh lock died with its database session (a restart?); taken again",
+                        self.tenant,
+                    )
+                with self._write_session() as s:
+                    return write(s)
+            except (OperationalError, InterfaceError, LockLost) as exc:
+                if _schema_error(exc):
+                    raise  # a missing table or column does not heal by waiting
+                attempts += 1
+                self.store_retries += 1
+                last = _db_error(exc)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    log.error("tenant %s: could not %s for %.0fs: %s", self.tenant, what, self.store_window, last)
+                    raise _StoreFailed(attempts, last) from None
+                delay = min(remaining, max(0.05, http.backoff_delay(attempts - 1, backoff)))
+                log.warning(
+                    "tenant %s: could not %s (attempt %d: %s); retrying in %.1fs, for %.0fs more while holding "
+                    "the refresh lock",
+                    self.tenant,
+                    what,
+                    attempts,
+                    last,
+                    delay,
+                    remaining,
+                )
+                time.sleep(delay)
+
+    @contextlib.contextmanager
+    def _write_session(self) -> Iterator[Session]:
+        """One transaction on its own connection; on SQLite its wait for a locked file is ``store_attempt_timeout``
+        (set on the raw connection: a statement through SQLAlchemy would begin the write transaction first)."""
+        with self.engine.connect() as conn:
+            restore: Any = None
+            raw: Any = None
+            if self.engine.dialect.name == "sqlite" and self.store_attempt_timeout is not None:
+                raw = conn.connection.driver_connection
+                assert raw is not None
+                restore = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+                raw.execute(f"PRAGMA busy_timeout={int(self.store_attempt_timeout * 1000)}")
+            try:
+                with Session(bind=conn, expire_on_commit=False) as s, s.begin():
+                    yield s
+            finally:
+                if raw is not None:
+                    with contextlib.suppress(Exception):
+                        raw.execute(f"PRAGMA busy_timeout={int(restore)}")
 
     def _clear_marker(self, marker: datetime, restore: datetime | None) -> None:
         with session_scope(self.engine) as s:
@@ -732,7 +943,7 @@ class TokenChain:
                     )
                 pair = TokenPair.from_response(body)
                 mask(pair.access_token, pair.refresh_token)
-                self._store(pair, expect_marker=None)
+                self._store(pair, spent=None)  # retried like a refresh: the code is spent, the pair is all we have
                 return pair
             if outcome == _Outcome.CREDENTIALS:
                 raise RejectedError(
@@ -780,6 +991,28 @@ class TokenChain:
             row.token_calls_today = calls + 1
 
 
+class _StoreFailed(Exception):
+    """A rotated pair could not be stored within the store window (turned into ``TokenChainBroken``)."""
+
+    def __init__(self, attempts: int, last_error: str) -> None:
+        self.attempts = attempts
+        self.last_error = last_error
+        super().__init__(last_error)
+
+
+def _schema_error(exc: BaseException) -> bool:
+    """SQLite reports a missing table or column as an OperationalError too; those are not worth retrying."""
+    text_ = str(getattr(exc, "orig", None) or exc).lower()
+    return any(s in text_ for s in ("no such table", "no such column", "syntax error"))
+
+
+def _db_error(exc: BaseException) -> str:
+    """A database error in one line, without SQL or parameters (SQLAlchemy's text carries both)."""
+    orig = getattr(exc, "orig", None) or exc
+    first = (str(orig).strip().splitlines() or [""])[0]
+    return f"{type(orig).__name__}: {first}"[:300]
+
+
 def pid_tag() -> str:
     """Identifies this process in logs (used by the concurrency tests)."""
     return f"{os.uname().nodename}:{os.getpid()}"
@@ -791,6 +1024,7 @@ __all__ = [
     "ChainLock",
     "ConnectorError",
     "ExactApp",
+    "LockLost",
     "TokenChain",
     "TokenPair",
     "TokenState",

@@ -1,22 +1,40 @@
 """Map vendors: every order's Exact supplier must be a JAGGAER supplier before its PO can be imported.
 
-For the distinct suppliers of the division's open orders (``pending`` and ``held``):
+Two steps, so that a supplier code used in several divisions is upserted into JAGGAER **once per tenant and run**
+(its ``ERPNumber`` is the Exact code, so the divisions' accounts with one code are one JAGGAER supplier):
+
+``collect_suppliers`` (per division, in the division's pool: the only step that calls Exact), for the distinct
+suppliers of the division's open orders (``pending`` and ``held``):
 
 1. the ``VendorMap`` row of the Exact account (tenant, division, account GUID) — the common case, no call;
 2. a map row an admin (or the mapping import) made without the account GUID, matched on the tenant's
    ``vendor_match.keys`` in order (``supplier_number`` = the order's supplier code; ``vat_number`` /
    ``coc_number`` through their blind indexes; ``name``) — exactly one row must match;
-3. otherwise the supplier is read from Exact (``crm/Accounts`` by ``ID``, 20 per call) and upserted into JAGGAER
-   with one ``TSMSupplierXMLImport`` per 50 suppliers (``ERPNumber`` = the Exact code, unpadded; each attempt is
-   audited once per supplier it carries), then mapped with ``source = "created_in_jaggaer"``. The next run finds
-   it in step 1: a vendor is created once.
+3. otherwise the supplier is read from Exact (``crm/Accounts`` by ``ID``, 20 per call) and left as a *candidate*
+   for the tenant step: a ``StagedRecord`` of flow ``po_push_supplier`` (the account encrypted, like the vendor
+   map's sensitive columns), tagged with the run id.
+
+``upsert_suppliers`` (per tenant, after every division's ``collect_suppliers``; JAGGAER and the database only)
+groups this run's candidates by supplier code. Per code, the account of the *master* division wins
+(``po_push.supplier_master_division``; default the first PO division; then the others in the tenant's order);
+when the divisions' accounts would give JAGGAER different data, the report names the supplier and the fields
+(outcome ``supplier_data_differs``). A code that an earlier run already upserted from a division that ranks as high
+as the winner is only linked (``vendor_linked``): no upsert, so a lower-ranked division never overwrites the
+master's data. The rest go out in one ``TSMSupplierXMLImport`` per 50 codes (each attempt audited once per
+account it stands for), and every division's account of a code is mapped with ``source = "created_in_jaggaer"``.
+The next run finds them in step 1: a vendor is created once.
 
 Orders whose supplier cannot be resolved are ``held`` with a reason naming the supplier (retried every run);
-orders that were held and now resolve go back to ``pending``.
+orders that were held and now resolve go back to ``pending``. ``map_vendors`` runs both steps for one division
+(what a caller without the tenant-level DAG task uses).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,9 +47,10 @@ from ml_connector.flows.po_push import model
 from ml_connector.flows.runtime import FlowContext, Outcomes
 from ml_connector.store import ledger
 from ml_connector.store.db import session_scope
-from ml_connector.store.models import AuditLog, LedgerEntry, VendorMap
+from ml_connector.store.models import AuditLog, LedgerEntry, StagedRecord, VendorMap
 
 FLOW = "po_push"
+CANDIDATE_FLOW = "po_push_supplier"  # StagedRecord.flow of the suppliers a division hands to upsert_suppliers
 ACCOUNTS_PER_CALL = 20
 SUPPLIERS_PER_IMPORT = 50
 SOURCE_CREATED = "created_in_jaggaer"
@@ -200,15 +219,19 @@ def jaggaer_supplier(acct: dict[str, Any]) -> Any:
     )
 
 
-def _save_created(ctx: FlowContext, division: int, created: list[tuple[str, dict[str, Any]]]) -> None:
+def _save_created(ctx: FlowContext, items: list[tuple[int, str, dict[str, Any]]], *, action: str, message: str) -> None:
+    """Map every ``(division, account GUID, Exact account)`` to the JAGGAER supplier of its code."""
     crypto = get_crypto()
     with session_scope(ctx.engine) as session:
-        existing = known_links(session, ctx.tenant.name, division, [a for a, _ in created])
-        for account_id, acct in created:
+        existing: dict[tuple[int, str], VendorMap] = {}
+        for division in {d for d, _, _ in items}:
+            ids = [a for d, a, _ in items if d == division]
+            existing.update({(division, a): r for a, r in known_links(session, ctx.tenant.name, division, ids).items()})
+        for division, account_id, acct in items:
             code = str(acct.get("Code") or "").strip()
             vat = (acct.get("VATNumber") or "").strip() or None
             coc = (acct.get("ChamberOfCommerce") or "").strip() or None
-            row = existing.get(account_id)
+            row = existing.get((division, account_id))
             if row is None:
                 row = VendorMap(tenant=ctx.tenant.name, division=division, exact_account_id=account_id, active=True)
                 session.add(row)
@@ -226,80 +249,183 @@ def _save_created(ctx: FlowContext, division: int, created: list[tuple[str, dict
                 AuditLog(
                     tenant=ctx.tenant.name,
                     flow=FLOW,
-                    action="vendor_created",
+                    action=action,
                     division=division,
                     source_id=account_id,
                     source_ref=code,
                     target_ref=code,
                     outcome=SOURCE_CREATED,
-                    message=f"supplier {code} upserted into JAGGAER (ERPNumber {code}) and mapped",
+                    message=message.format(code=code),
                     run_id=ctx.run_id,
                 )
             )
 
 
-def _create_in_jaggaer(
-    ctx: FlowContext, division: int, accounts: dict[str, dict[str, Any]], outcomes: Outcomes
-) -> dict[str, Resolution]:
-    """Step 3: one supplier import per 50 suppliers; map the ones JAGGAER took."""
+# --- one supplier per code: the master division's account wins ------------------------------------------------
+@dataclass(frozen=True)
+class Candidate:
+    """An Exact supplier account one division needs in JAGGAER."""
+
+    division: int
+    account_id: str
+    account: dict[str, Any]
+
+    @property
+    def code(self) -> str:
+        return str(self.account.get("Code") or "").strip()
+
+
+def division_rank(ctx: FlowContext) -> dict[int, int]:
+    """Whose master data wins, as ``{division: rank}`` (0 wins): ``po_push.supplier_master_division`` (default:
+    the first PO division), then the other PO divisions in the tenant's order."""
+    divisions = list(ctx.tenant.po_divisions)
+    master = ctx.tenant.po_push.supplier_master_division
+    if master is not None and master in divisions:
+        divisions.remove(master)
+        divisions.insert(0, master)
+    return {d: i for i, d in enumerate(divisions)}
+
+
+def differing_fields(a: Any, b: Any) -> list[str]:
+    """The JAGGAER ``Supplier`` fields in which two accounts' suppliers differ (``address`` as one field)."""
+    return [f.name for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)]
+
+
+def _upsert(ctx: FlowContext, groups: dict[str, list[Candidate]], outcomes: Outcomes) -> dict[str, Resolution]:
+    """One ``TSMSupplierXMLImport`` per 50 codes, each code with its winning account (``groups[code][0]``); maps
+    every division's account of the codes JAGGAER took. ``{code: Resolution}``."""
     out: dict[str, Resolution] = {}
-    items = sorted(accounts.items(), key=lambda kv: str(kv[1].get("Code") or "").strip())
+    codes = sorted(groups)
     hook = ctx.jaggaer_hook()
-    for start in range(0, len(items), SUPPLIERS_PER_IMPORT):
-        batch = items[start : start + SUPPLIERS_PER_IMPORT]
-        suppliers = [jaggaer_supplier(acct) for _, acct in batch]
-        # One audit row per supplier of the batch for each attempt (Exact account GUID as source_id, ERPNumber as
-        # source_ref and target_ref), so ``store.audit.history`` of an account shows the import that carried it; a
-        # single row could name at most a few of the 50 ERPNumbers in its 128-character columns.
-        audit_ctx = ctx.audit_ctx("supplier_upsert", division=division)
-        audit_ctx.subjects = tuple(
-            (account_id, s.erp_number, s.erp_number) for (account_id, _), s in zip(batch, suppliers, strict=True)
-        )
+    for start in range(0, len(codes), SUPPLIERS_PER_IMPORT):
+        batch = codes[start : start + SUPPLIERS_PER_IMPORT]
+        suppliers = [jaggaer_supplier(groups[code][0].account) for code in batch]
+        # One audit row per account the batch stands for, in every division (Exact account GUID as source_id,
+        # ERPNumber as source_ref and target_ref): each account's history shows the import that carried its code.
+        # The division column is the batch's division when all its winners come from one.
+        winners = {groups[code][0].division for code in batch}
+        audit_ctx = ctx.audit_ctx("supplier_upsert", division=winners.pop() if len(winners) == 1 else None)
+        audit_ctx.subjects = tuple((c.account_id, code, code) for code in batch for c in groups[code])
         try:
             result = hook.sync_suppliers(suppliers, audit_ctx=audit_ctx)
         except (AmbiguousWriteError, TransientError, RejectedError) as exc:
-            for account_id, acct in batch:
-                out[account_id] = Resolution(
-                    reason=f"creating supplier {str(acct.get('Code') or '').strip()} in JAGGAER failed for now "
-                    f"({exc}); retried on the next run"
+            for code in batch:
+                out[code] = Resolution(
+                    reason=f"creating supplier {code} in JAGGAER failed for now ({exc}); retried on the next run"
                 )
             continue
-        refused: dict[str, list[str]] = {}
-        for key, messages in result.object_errors.items():
-            refused[str(key).strip()] = messages
+        refused = {str(key).strip(): messages for key, messages in result.object_errors.items()}
         general = None if result.ok or result.object_errors else result.summary()
-        created: list[tuple[str, dict[str, Any]]] = []
-        for (account_id, acct), supplier in zip(batch, suppliers, strict=True):
+        created: list[tuple[int, str, dict[str, Any]]] = []
+        for code in batch:
             if general is not None:
-                out[account_id] = Resolution(reason=f"JAGGAER refused supplier {supplier.erp_number}: {general}")
-            elif supplier.erp_number in refused:
-                out[account_id] = Resolution(
-                    reason=f"JAGGAER refused supplier {supplier.erp_number}: {'; '.join(refused[supplier.erp_number])}"
-                )
+                out[code] = Resolution(reason=f"JAGGAER refused supplier {code}: {general}")
+            elif code in refused:
+                out[code] = Resolution(reason=f"JAGGAER refused supplier {code}: {'; '.join(refused[code])}")
             else:
-                created.append((account_id, acct))
-                out[account_id] = Resolution(supplier_number=supplier.erp_number)
-                outcomes.add("vendor_created", supplier.erp_number)
+                out[code] = Resolution(supplier_number=code)
+                outcomes.add("vendor_created", code)
+                created += [(c.division, c.account_id, c.account) for c in groups[code]]
         if created:
-            _save_created(ctx, division, created)
+            _save_created(
+                ctx,
+                created,
+                action="vendor_created",
+                message="supplier {code} upserted into JAGGAER (ERPNumber {code}) and mapped",
+            )
     return out
 
 
-def resolve_suppliers(
-    ctx: FlowContext, division: int, wanted: dict[str, dict[str, Any]], outcomes: Outcomes, *, create: bool = True
-) -> dict[str, Resolution]:
-    """``{account GUID: Resolution}`` for ``wanted`` (``{guid: {"code", "name", "label"}}``), creating missing
-    suppliers in JAGGAER unless ``create`` is false (dry run: they are reported as to be created)."""
+def _upserted_before(ctx: FlowContext, codes: Iterable[str]) -> dict[str, int]:
+    """``{code: division}`` of codes an earlier run upserted into JAGGAER (a created map row; the best-ranked
+    division that did)."""
+    wanted = set(codes)
+    if not wanted:
+        return {}
+    rank = division_rank(ctx)
+    out: dict[str, int] = {}
+    with session_scope(ctx.engine) as session:
+        rows = session.execute(
+            select(VendorMap.exact_code, VendorMap.division).where(
+                VendorMap.tenant == ctx.tenant.name,
+                VendorMap.source == SOURCE_CREATED,
+                VendorMap.active.is_(True),
+                VendorMap.exact_code.in_(sorted(wanted)),
+            )
+        ).all()
+    for code, division in rows:
+        code = (code or "").strip()
+        if division is None or code not in wanted:
+            continue
+        best = out.get(code)
+        if best is None or rank.get(division, len(rank)) < rank.get(best, len(rank)):
+            out[code] = division
+    return out
+
+
+def upsert_candidates(
+    ctx: FlowContext, candidates: list[Candidate], outcomes: Outcomes
+) -> dict[tuple[int, str], Resolution]:
+    """Resolve candidates across divisions: one upsert per code, the master division's data winning (module
+    docstring). ``{(division, account GUID): Resolution}``."""
+    rank = division_rank(ctx)
+    groups: dict[str, list[Candidate]] = {}
+    for c in candidates:
+        groups.setdefault(c.code, []).append(c)
+    for code, group in groups.items():
+        group.sort(key=lambda c: (rank.get(c.division, len(rank)), c.division, c.account_id))
+        winner = group[0]
+        ours = jaggaer_supplier(winner.account)
+        for other in group[1:]:
+            fields = differing_fields(ours, jaggaer_supplier(other.account))
+            if fields:
+                outcomes.add(
+                    "supplier_data_differs",
+                    code,
+                    detail=(
+                        f"supplier {code}: divisions {winner.division} and {other.division} hold different "
+                        f"{', '.join(fields)}; JAGGAER got division {winner.division}'s "
+                        "(po_push.supplier_master_division, default the first PO division, decides)"
+                    ),
+                )
+    before = _upserted_before(ctx, groups)
+    linked: list[tuple[int, str, dict[str, Any]]] = []
+    resolved_codes: dict[str, Resolution] = {}
+    for code, group in list(groups.items()):
+        done_by = before.get(code)
+        if done_by is not None and rank.get(done_by, len(rank)) <= rank.get(group[0].division, len(rank)):
+            # JAGGAER already holds this code with data of a division that ranks at least as high: link only.
+            resolved_codes[code] = Resolution(supplier_number=code)
+            linked += [(c.division, c.account_id, c.account) for c in group]
+            outcomes.add("vendor_linked", code)
+            del groups[code]
+    if linked:
+        _save_created(
+            ctx,
+            linked,
+            action="vendor_linked",
+            message="supplier {code} linked to the JAGGAER supplier already upserted with ERPNumber {code}",
+        )
+    if groups:
+        resolved_codes.update(_upsert(ctx, groups, outcomes))
+    return {(c.division, c.account_id): resolved_codes[c.code] for c in candidates if c.code in resolved_codes}
+
+
+# --- resolving a division's suppliers -----------------------------------------------------------------------------
+def _resolve_known(
+    ctx: FlowContext, division: int, wanted: dict[str, dict[str, Any]], *, link: bool
+) -> tuple[dict[str, Resolution], dict[str, dict[str, Any]]]:
+    """Steps 1 and 2 (by supplier code) and the Exact read of step 3: ``(resolved, accounts to create)``."""
     resolved: dict[str, Resolution] = {}
     with session_scope(ctx.engine) as session:
         for account_id, row in known_links(session, ctx.tenant.name, division, list(wanted)).items():
             resolved[account_id] = _from_row(row, wanted[account_id]["label"])
     missing = {a: info for a, info in wanted.items() if a not in resolved}
-    if missing and create:
+    if missing and link:
         resolved.update(_link_existing(ctx, division, missing, None))
         missing = {a: info for a, info in missing.items() if a not in resolved}
     if not missing:
-        return resolved
+        return resolved, {}
     accounts = read_accounts(ctx, division, sorted(missing))
     for account_id, info in missing.items():
         acct = accounts.get(account_id)
@@ -310,16 +436,28 @@ def resolve_suppliers(
         elif not str(acct.get("Code") or "").strip():
             resolved[account_id] = Resolution(reason=f"Exact supplier {info['label']} has no account code")
     to_create = {a: accounts[a] for a in missing if a not in resolved}
+    if link and to_create:
+        resolved.update(_link_existing(ctx, division, {a: missing[a] for a in to_create}, to_create))
+        to_create = {a: acct for a, acct in to_create.items() if a not in resolved}
+    return resolved, to_create
+
+
+def resolve_suppliers(
+    ctx: FlowContext, division: int, wanted: dict[str, dict[str, Any]], outcomes: Outcomes, *, create: bool = True
+) -> dict[str, Resolution]:
+    """``{account GUID: Resolution}`` for ``wanted`` (``{guid: {"code", "name", "label"}}``) of one division,
+    creating missing suppliers in JAGGAER unless ``create`` is false (dry run: they are reported as to be
+    created)."""
+    resolved, to_create = _resolve_known(ctx, division, wanted, link=create)
     if not create:
         for account_id, acct in to_create.items():
             code = str(acct.get("Code") or "").strip()
             outcomes.add("would_create_vendor", code)
             resolved[account_id] = Resolution(supplier_number=code)
         return resolved
-    resolved.update(_link_existing(ctx, division, {a: missing[a] for a in to_create}, to_create))
-    to_create = {a: acct for a, acct in to_create.items() if a not in resolved}
-    if to_create:
-        resolved.update(_create_in_jaggaer(ctx, division, to_create, outcomes))
+    candidates = [Candidate(division, a, acct) for a, acct in to_create.items()]
+    for (_, account_id), res in upsert_candidates(ctx, candidates, outcomes).items():
+        resolved[account_id] = res
     return resolved
 
 
@@ -343,26 +481,33 @@ def selected(ctx: FlowContext, entries: list[LedgerEntry]) -> list[LedgerEntry]:
     return [e for e in entries if (e.source_ref or "") in wanted]
 
 
-def map_vendors(ctx: FlowContext) -> Outcomes:
-    """Resolve the suppliers of the division's pending and held orders (module docstring)."""
-    if ctx.division is None:
-        raise ValueError("map_vendors needs a division")
-    outcomes = Outcomes()
-    if ctx.dry_run:
-        return outcomes  # the preview (extract task) did the read-only part
-    division = ctx.division
-    tenant = ctx.tenant.name
+def _open_payloads(ctx: FlowContext, division: int) -> dict[int, dict[str, Any]]:
     with session_scope(ctx.engine) as session:
-        work = selected(ctx, ledger.entries(session, tenant, FLOW, states=("pending", "held"), division=division))
-        payloads = {e.id: ledger.staged_payload(session, e) for e in work}
-    wanted = wanted_suppliers(list(payloads.values()))
-    resolved = resolve_suppliers(ctx, division, wanted, outcomes) if wanted else {}
+        work = selected(
+            ctx, ledger.entries(session, ctx.tenant.name, FLOW, states=("pending", "held"), division=division)
+        )
+        return {e.id: ledger.staged_payload(session, e) for e in work}
+
+
+def _apply(
+    ctx: FlowContext,
+    payloads: dict[int, dict[str, Any]],
+    resolved: dict[str, Resolution],
+    outcomes: Outcomes,
+    *,
+    only: set[str] | None = None,
+    skip: set[str] | frozenset[str] = frozenset(),
+) -> None:
+    """Hold the orders whose supplier did not resolve; release held ones that did (or need none). ``only``: touch
+    just the orders of these suppliers; ``skip``: leave the orders of these suppliers alone (decided later)."""
     with session_scope(ctx.engine) as session:
         for entry_id, payload in payloads.items():
+            sid = payload.get("supplier_id")
+            if (only is not None and sid not in only) or (sid and sid in skip):
+                continue
             entry = session.get(LedgerEntry, entry_id)
             if entry is None or entry.state not in ("pending", "held"):
                 continue
-            sid = payload.get("supplier_id")
             res = resolved.get(sid) if sid else None
             if res is not None and not res.ok:
                 reason = f"order {entry.source_ref}: {res.reason}"
@@ -372,5 +517,111 @@ def map_vendors(ctx: FlowContext) -> Outcomes:
             elif entry.state == "held":
                 ledger.transition(session, entry, "pending", reason="supplier resolved", run_id=ctx.run_id)
                 outcomes.add("released", entry.source_ref)
+
+
+# --- candidates handed from the division steps to the tenant step ------------------------------------------------
+def _candidate_id(division: int, account_id: str) -> str:
+    return f"{division}:{account_id}"
+
+
+def stage_candidates(ctx: FlowContext, division: int, accounts: dict[str, dict[str, Any]]) -> None:
+    """Replace the division's candidates with ``accounts`` (this run's). The account is encrypted: it carries the
+    supplier's VAT and chamber-of-commerce numbers and e-mail, which the vendor map keeps encrypted too."""
+    crypto = get_crypto()
+    with session_scope(ctx.engine) as session:
+        session.execute(
+            StagedRecord.__table__.delete().where(
+                StagedRecord.tenant == ctx.tenant.name,
+                StagedRecord.flow == CANDIDATE_FLOW,
+                StagedRecord.source_id.like(f"{division}:%"),
+            )
+        )
+        for account_id, acct in sorted(accounts.items()):
+            source_id = _candidate_id(division, account_id)
+            sealed = crypto.encrypt(json.dumps(acct, sort_keys=True, default=str))
+            session.add(
+                StagedRecord(
+                    tenant=ctx.tenant.name,
+                    flow=CANDIDATE_FLOW,
+                    source_id=source_id,
+                    payload_hash=hashlib.sha256(f"{ctx.run_id}\x00{source_id}".encode()).hexdigest(),
+                    payload={"division": division, "account_id": account_id, "account": sealed},
+                    run_id=ctx.run_id,
+                )
+            )
+
+
+def staged_candidates(ctx: FlowContext, divisions: Iterable[int]) -> list[Candidate]:
+    """This run's candidates of ``divisions``."""
+    crypto = get_crypto()
+    wanted = set(divisions)
+    out: list[Candidate] = []
+    with session_scope(ctx.engine) as session:
+        rows = session.scalars(
+            select(StagedRecord.payload).where(
+                StagedRecord.tenant == ctx.tenant.name,
+                StagedRecord.flow == CANDIDATE_FLOW,
+                StagedRecord.run_id == ctx.run_id,
+            )
+        )
+        for payload in rows:
+            division = int(payload["division"])
+            if division in wanted:
+                account = json.loads(crypto.decrypt(payload["account"]))
+                out.append(Candidate(division, str(payload["account_id"]), account))
+    return out
+
+
+def _drop_candidates(ctx: FlowContext, divisions: Iterable[int]) -> None:
+    with session_scope(ctx.engine) as session:
+        for division in divisions:
+            session.execute(
+                StagedRecord.__table__.delete().where(
+                    StagedRecord.tenant == ctx.tenant.name,
+                    StagedRecord.flow == CANDIDATE_FLOW,
+                    StagedRecord.source_id.like(f"{division}:%"),
+                )
+            )
+
+
+# --- the stages ----------------------------------------------------------------------------------------------------
+def collect_suppliers(ctx: FlowContext) -> Outcomes:
+    """Division step (module docstring): resolve what the map knows, read the rest from Exact and hand the
+    suppliers to create to ``upsert_suppliers``; hold the orders whose supplier cannot be used."""
+    if ctx.division is None:
+        raise ValueError("collect_suppliers needs a division")
+    outcomes = Outcomes()
+    if ctx.dry_run:
+        return outcomes  # the preview (extract task) did the read-only part
+    division = ctx.division
+    payloads = _open_payloads(ctx, division)
+    wanted = wanted_suppliers(list(payloads.values()))
+    resolved, to_create = _resolve_known(ctx, division, wanted, link=True) if wanted else ({}, {})
+    stage_candidates(ctx, division, to_create)
+    _apply(ctx, payloads, resolved, outcomes, skip=set(to_create))
     outcomes.add("vendors_checked", n=len(wanted))
     return outcomes
+
+
+def upsert_suppliers(ctx: FlowContext) -> Outcomes:
+    """Tenant step (module docstring): one upsert per supplier code over every division's candidates of this run
+    (only ``ctx.division``'s when set), then hold or release the orders of those suppliers."""
+    outcomes = Outcomes()
+    if ctx.dry_run:
+        return outcomes
+    divisions = [ctx.division] if ctx.division is not None else list(ctx.tenant.po_divisions)
+    candidates = staged_candidates(ctx, divisions)
+    if candidates:
+        resolved = upsert_candidates(ctx, candidates, outcomes)
+        for division in sorted({c.division for c in candidates}):
+            mine = {aid: res for (d, aid), res in resolved.items() if d == division}
+            _apply(ctx, _open_payloads(ctx, division), mine, outcomes, only=set(mine))
+    _drop_candidates(ctx, divisions)
+    return outcomes
+
+
+def map_vendors(ctx: FlowContext) -> Outcomes:
+    """Both steps for one division (``collect_suppliers`` then ``upsert_suppliers`` of that division)."""
+    if ctx.division is None:
+        raise ValueError("map_vendors needs a division")
+    return collect_suppliers(ctx).merge(upsert_suppliers(ctx))
