@@ -51,6 +51,17 @@ from ml_connector.exact.tokens import CREDENTIALS_REFUSED, ExactApp, TokenChain,
 log = logging.getLogger(__name__)
 
 
+class RequestRefused(RejectedError):
+    """A request Exact refused: ``message`` is Exact's own text, ``str()`` names the request as well."""
+
+    def __init__(self, message: str, status: int | None, *, body: str | None, what: str) -> None:
+        super().__init__(message, status, body=body)
+        self.what = what
+
+    def __str__(self) -> str:
+        return f"Exact refused {self.what}: HTTP {self.status}: {self.message}"
+
+
 def _version() -> str:
     try:
         return importlib.metadata.version("ml-connector")
@@ -300,7 +311,7 @@ class ExactClient:
             return self._json("GET", url, response, write=False)
         except RejectedError as exc:
             where = f"division {division}" if division is not None else "no division"
-            refused = RejectedError(f"Exact refused GET {endpoint} ({where}): {exc.message}", exc.status, body=exc.body)
+            refused = RequestRefused(exc.message, exc.status, body=exc.body, what=f"GET {endpoint} ({where})")
             self.errors.record(division, "GET", url, exc.status or 0, exc.message, None)
             self._refused[key] = refused
             raise refused from None

@@ -137,20 +137,26 @@ def _endpoint(name: str, raw: dict[str, Any]) -> Endpoint:
 
 
 @cache
+def _raw() -> dict[str, Any]:
+    return json.loads(DATA.read_text(encoding="utf-8"))["endpoints"]
+
+
+@cache
+def find(name: str) -> Endpoint | None:
+    """The endpoint called ``name`` — exact spelling only, as Exact's routing is (``hrm/CostCenters`` is a 404).
+    Built on first use: a sandbox needs a dozen of the 351."""
+    raw = _raw().get(name)
+    return _endpoint(name, raw) if raw is not None else None
+
+
 def endpoints() -> dict[str, Endpoint]:
     """Every endpoint of the reference, by name (``crm/Accounts``)."""
-    raw = json.loads(DATA.read_text(encoding="utf-8"))
-    return {name: _endpoint(name, e) for name, e in raw["endpoints"].items()}
+    return {name: ep for name in _raw() if (ep := find(name)) is not None}
 
 
 def endpoint(name: str) -> Endpoint:
     """One endpoint (``KeyError`` naming it when the reference does not have it)."""
-    try:
-        return endpoints()[name]
-    except KeyError:
-        raise KeyError(f"Exact's entity reference has no endpoint {name!r}") from None
-
-
-def find(name: str) -> Endpoint | None:
-    """The endpoint called ``name`` — exact spelling only, as Exact's routing is (``hrm/CostCenters`` is a 404)."""
-    return endpoints().get(name)
+    ep = find(name)
+    if ep is None:
+        raise KeyError(f"Exact's entity reference has no endpoint {name!r}")
+    return ep
