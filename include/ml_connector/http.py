@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import requests
 
 from ml_connector.errors import AmbiguousWriteError, TransientError
+from ml_connector.net_policy import guard_redirects
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ def send(
     hook name the outcome of a write, and the record it created, for the audit row.
     """
     kwargs.setdefault("timeout", policy.timeout)
+    guard_redirects(session)  # credentials never follow a redirect to another host
     attempt = 0
     rate_limited = 0
     while True:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ml_connector.errors import ConfigError
 from ml_connector.exact.tokens import ExactApp
+from ml_connector.net_policy import UrlCheck, check_url, enforce, is_sandbox
 
 
 @dataclass
@@ -70,7 +71,30 @@ def get_connection(conn_id: str) -> Any:
         raise ConfigError(f"Airflow connection {conn_id!r} not found or unreadable ({type(exc).__name__})") from None
 
 
+def host_url(conn: Any) -> str:
+    """The connection's region host as a URL (``https://`` added when it names no scheme, the port appended)."""
+    host = str(conn.host or "").strip().rstrip("/")
+    if host and "://" not in host:
+        host = f"https://{host}"
+    if host and getattr(conn, "port", None):
+        host = f"{host}:{conn.port}"
+    return host
+
+
+def connection_is_sandbox(conn: Any) -> bool:
+    """The connection's extra says ``{"sandbox": true}`` (see ``ml_connector.net_policy``)."""
+    return is_sandbox(getattr(conn, "extra_dejson", None) or {})
+
+
+def check_host(conn: Any) -> UrlCheck:
+    """The outbound URL policy for the connection's host (``ml_connector.net_policy.check_url``)."""
+    conn_id = getattr(conn, "conn_id", "?")
+    return check_url(host_url(conn), what=f"connection {conn_id!r}: host", sandbox=connection_is_sandbox(conn))
+
+
 def app_from_connection(conn: Any) -> ExactApp:
+    """The Exact app of a connection. Raises ``ConfigError`` for a missing field or a host the outbound URL policy
+    refuses (the client secret must never reach it), ``TransientError`` when the host does not resolve."""
     conn_id = getattr(conn, "conn_id", "?")
     problems = []
     if not conn.host:
@@ -79,13 +103,12 @@ def app_from_connection(conn: Any) -> ExactApp:
         problems.append(f"connection {conn_id}: no client id (login)")
     if not conn.password:
         problems.append(f"connection {conn_id}: no client secret (password)")
+    checked = check_host(conn) if conn.host else None
     if problems:
-        raise ConfigError(problems)
-    host = str(conn.host).strip().rstrip("/")
-    if "://" not in host:
-        host = f"https://{host}"
-    if getattr(conn, "port", None):
-        host = f"{host}:{conn.port}"
+        raise ConfigError(problems + (checked.problems if checked else []))
+    if checked is not None:
+        enforce([checked])
+    host = host_url(conn)
     extra = getattr(conn, "extra_dejson", None) or {}
     return ExactApp(
         host=host,

@@ -4,7 +4,10 @@ Connection (type ``jaggaer``, fields declared in ``ml_connector.provider``):
 
 - ``host``: J1P base URL; ``login``/``password``: OAuth client id/secret (client-credentials grant);
 - extra ``token_url`` (default ``{host}/auth/realms/J1p-integrations/protocol/openid-connect/token``),
-  ``xml_url`` (Router base, default ``{host}/apps/Router``), ``xml_identity``, ``xml_shared_secret``;
+  ``xml_url`` (the eProcurement host, e.g. ``https://xyz.jaggaer.com``, or its Router base
+  ``https://xyz.jaggaer.com/apps/Router``; default ``{host}/apps/Router``), ``xml_identity``, ``xml_shared_secret``;
+- extra ``sandbox`` (true only for the local sandboxes): allows http on loopback. Every URL (host, ``token_url``,
+  ``xml_url``) must otherwise be https to a public host (``ml_connector.net_policy``): the secrets go nowhere else;
 - optional extra knobs for what api-contracts.md §2 marks [guess]: ``filter_style`` (``fiql`` | ``params``),
   ``date_from_param`` / ``date_to_param`` (names for the ``params`` style), ``warning_return_codes`` (list or
   comma-separated; default ``["1"]``), ``already_exists_pattern`` (regex), ``po_gl_field`` /
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
@@ -56,6 +59,7 @@ from ml_connector.jaggaer.xml import (
     parse_supplier_response,
     redact,
 )
+from ml_connector.net_policy import check_url, enforce, is_sandbox
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +160,31 @@ def _as_list(value: Any) -> tuple[str, ...]:
     return (str(value),)
 
 
+def _base_url_of(conn: Any) -> str:
+    """The J1P base URL: the host as given when it has a scheme, else ``https://host`` (``http`` only when the
+    connection's schema says so), with the port appended."""
+    host = str(conn.host).strip().rstrip("/")
+    if "://" not in host:
+        schema = str(getattr(conn, "schema", None) or "").strip().lower()
+        host = f"{schema if schema in ('http', 'https') else 'https'}://{host}"
+    if getattr(conn, "port", None):
+        host = f"{host}:{conn.port}"
+    return host
+
+
+def xml_router_url(value: str | None, base_url: str) -> str:
+    """The eProcurement Router base from the ``xml_url`` extra, which may name the host only
+    (``https://xyz.jaggaer.com``) or the Router (``https://xyz.jaggaer.com/apps/Router``); default: the J1P host's."""
+    url = (value or "").strip().rstrip("/")
+    if not url:
+        return f"{base_url}{XML_ROUTER_PATH}"
+    if "://" not in url:
+        url = f"https://{url}"
+    if urlsplit(url).path in ("", "/"):
+        return f"{url}{XML_ROUTER_PATH}"
+    return url
+
+
 def _tenant_option(tenant: Any, name: str) -> Any:
     """``tenant.jaggaer.<name>`` when a tenant config object carries it (JaggaerSection may grow these knobs)."""
     section = getattr(tenant, "jaggaer", None)
@@ -238,8 +267,9 @@ class JaggaerHook(HttpHook):
             problems.append(f"{where}: host (J1P API base URL) is empty")
             base_url = ""
         else:
-            self._set_base_url(conn)  # HttpHook: adds a scheme (and port) when the host has none
-            base_url = self.base_url.rstrip("/")
+            # Not HttpHook._set_base_url: it defaults to http, and the client secret must not travel in clear.
+            base_url = _base_url_of(conn)
+            self.base_url, self._base_url_initialized = base_url, True
         if not conn.login:
             problems.append(f"{where}: login (OAuth client id) is empty")
         if not conn.password:
@@ -262,16 +292,25 @@ class JaggaerHook(HttpHook):
             re.compile(pattern)
         except re.error as exc:
             problems.append(f"{where}: already_exists_pattern is not a valid regular expression: {exc}")
-        if problems:
-            raise ConfigError(problems)
+        token_url = (extra.get("token_url") or f"{base_url}{TOKEN_PATH}").strip()
+        xml_url = xml_router_url(extra.get("xml_url"), base_url)
+        sandbox = is_sandbox(extra)
+        checks = [
+            check_url(url, what=f"{where}: {name}", sandbox=sandbox)
+            for name, url in (("host", base_url), ("token_url", token_url), ("xml_url", xml_url))
+            if url and (name == "host" or base_url)
+        ]
+        if problems or any(c.problems and not c.unresolved for c in checks):
+            raise ConfigError(problems + [p for c in checks for p in c.problems])
+        enforce(checks)  # only hosts that do not resolve are left: TransientError (DNS may be back next try)
         verify = extra.get("verify", True)
         if isinstance(verify, str) and verify.strip().lower() in ("false", "0", "no"):
             verify = False
         cfg = JaggaerConfig(
             conn_id=self.jaggaer_conn_id,
             base_url=base_url,
-            token_url=(extra.get("token_url") or f"{base_url}{TOKEN_PATH}").strip(),
-            xml_url=(extra.get("xml_url") or f"{base_url}{XML_ROUTER_PATH}").strip().rstrip("/"),
+            token_url=token_url,
+            xml_url=xml_url,
             client_id=str(conn.login),
             client_secret=str(conn.password),
             xml_identity=(extra.get("xml_identity") or None),
