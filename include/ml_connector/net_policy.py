@@ -24,12 +24,13 @@ import ipaddress
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-import requests
-
 from ml_connector.errors import ConfigError, RejectedError, TransientError
+
+if TYPE_CHECKING:  # requests is not imported at run time here: `mlc config check` stays fast
+    import requests
 
 Resolver = Callable[[str], list[str]]
 

@@ -289,7 +289,7 @@ def test_jaggaer_sandbox_on_loopback_works(listener: Recorder, monkeypatch: pyte
     ],
 )
 def test_xml_url_takes_the_host_or_the_router_form(xml_url: str | None, expected: str) -> None:
-    from ml_connector.jaggaer.hook import xml_router_url
+    from ml_connector.jaggaer.connection import xml_router_url
 
     assert xml_router_url(xml_url, "https://j1p.example.com") == expected
 
@@ -342,3 +342,23 @@ def test_an_unresolvable_host_is_refused_as_transient() -> None:
     assert not check.ok and check.unresolved and "does not resolve" in check.problems[0]
     with pytest.raises(TransientError, match="does not resolve"):
         enforce([check])
+
+
+# ------------------------------------------------------------------------------------------------------ status
+
+
+def test_status_says_sandbox(
+    listener: Recorder, tenant_file: Path, sqlite_engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml_connector.config import load_tenants
+    from ml_connector.exact.status import collect
+
+    _exact_conn(monkeypatch, "exact_other", listener.url, sandbox=True)
+    _jaggaer_conn(monkeypatch, "jaggaer_other", listener.url, sandbox=True)
+    (health,) = collect(load_tenants(), sqlite_engine, live=False, check_jaggaer=False)
+    assert health.exact_sandbox and health.jaggaer_sandbox
+    assert health.exact_detail.startswith("sandbox connection") and health.as_dict()["exact_sandbox"] is True
+    _exact_conn(monkeypatch, "exact_other", listener.url)  # the same without the flag: refused, not "sandbox"
+    (health,) = collect(load_tenants(), sqlite_engine, live=False, check_jaggaer=False)
+    assert not health.exact_sandbox and health.exact == "failed" and "refused" in health.exact_detail
+    assert listener.requests == []

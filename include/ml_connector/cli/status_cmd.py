@@ -43,15 +43,13 @@ def status(
         for r in report:
             mark = "OK " if r.healthy else "BAD"
             typer.echo(f"[{mark}] tenant {r.tenant}")
-            exact_conn = r.exact_conn_id + (", sandbox" if r.exact_sandbox else "")
-            typer.echo(f"  Exact ({exact_conn}): {r.exact}" + (f" - {r.exact_detail}" if r.exact_detail else ""))
+            typer.echo(f"  Exact ({r.exact_conn_id}): {r.exact}" + (f" - {r.exact_detail}" if r.exact_detail else ""))
             typer.echo(
                 f"    last refreshed: {_when(r.last_refreshed)}; refresh token lapses if unused: "
                 f"{_when(r.refresh_lapses_at)}; token calls today: {r.token_calls_today}"
             )
-            jaggaer_conn = r.jaggaer_conn_id + (", sandbox" if r.jaggaer_sandbox else "")
             typer.echo(
-                f"  JAGGAER ({jaggaer_conn}): {r.jaggaer}" + (f" - {r.jaggaer_detail}" if r.jaggaer_detail else "")
+                f"  JAGGAER ({r.jaggaer_conn_id}): {r.jaggaer}" + (f" - {r.jaggaer_detail}" if r.jaggaer_detail else "")
             )
     if not healthy:
         raise typer.Exit(1)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ml_connector.errors import ConfigError
-from ml_connector.exact.tokens import ExactApp
 from ml_connector.net_policy import UrlCheck, check_url, enforce, is_sandbox
+
+if TYPE_CHECKING:
+    from ml_connector.exact.tokens import ExactApp
 
 
 @dataclass
@@ -32,7 +34,8 @@ class SimpleConnection:
     extra_dejson: dict[str, Any] = field(default_factory=dict)
 
 
-def _from_env_json(conn_id: str) -> SimpleConnection | None:
+def from_env_json(conn_id: str) -> SimpleConnection | None:
+    """The connection from its ``AIRFLOW_CONN_<ID>`` JSON environment variable (``None`` when there is none)."""
     raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
     if not raw or not raw.lstrip().startswith("{"):
         return None
@@ -60,7 +63,7 @@ def _from_env_json(conn_id: str) -> SimpleConnection | None:
 
 def get_connection(conn_id: str) -> Any:
     """The Airflow connection ``conn_id`` (``ConfigError`` when it does not exist)."""
-    conn = _from_env_json(conn_id)
+    conn = from_env_json(conn_id)
     if conn is not None:
         return conn
     try:
@@ -108,6 +111,8 @@ def app_from_connection(conn: Any) -> ExactApp:
         raise ConfigError(problems + (checked.problems if checked else []))
     if checked is not None:
         enforce([checked])
+    from ml_connector.exact.tokens import ExactApp  # not at import: it pulls in SQLAlchemy (mlc config check)
+
     host = host_url(conn)
     extra = getattr(conn, "extra_dejson", None) or {}
     return ExactApp(

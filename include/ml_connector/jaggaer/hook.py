@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
@@ -48,6 +48,7 @@ from ml_connector.errors import (
 )
 from ml_connector.http import AuditContext, AuditSink, NullAudit, RetryPolicy, backoff_delay, send
 from ml_connector.jaggaer import j1p
+from ml_connector.jaggaer.connection import jaggaer_urls
 from ml_connector.jaggaer.xml import (
     DEFAULT_ALREADY_EXISTS_PATTERN,
     PurchaseOrder,
@@ -59,14 +60,12 @@ from ml_connector.jaggaer.xml import (
     parse_supplier_response,
     redact,
 )
-from ml_connector.net_policy import check_url, enforce, is_sandbox
+from ml_connector.net_policy import enforce
 
 log = logging.getLogger(__name__)
 
-TOKEN_PATH = "/auth/realms/J1p-integrations/protocol/openid-connect/token"
 INVOICES_PATH = "/j1p/api/public/ji/v1/invoices"
 COMPANY_PROFILES_PATH = "/j1p/api/public/ja/v1/companyprofiles"
-XML_ROUTER_PATH = "/apps/Router"
 PO_IMPORT = "POXMLImport"
 SUPPLIER_IMPORT = "TSMSupplierXMLImport"
 
@@ -160,31 +159,6 @@ def _as_list(value: Any) -> tuple[str, ...]:
     return (str(value),)
 
 
-def _base_url_of(conn: Any) -> str:
-    """The J1P base URL: the host as given when it has a scheme, else ``https://host`` (``http`` only when the
-    connection's schema says so), with the port appended."""
-    host = str(conn.host).strip().rstrip("/")
-    if "://" not in host:
-        schema = str(getattr(conn, "schema", None) or "").strip().lower()
-        host = f"{schema if schema in ('http', 'https') else 'https'}://{host}"
-    if getattr(conn, "port", None):
-        host = f"{host}:{conn.port}"
-    return host
-
-
-def xml_router_url(value: str | None, base_url: str) -> str:
-    """The eProcurement Router base from the ``xml_url`` extra, which may name the host only
-    (``https://xyz.jaggaer.com``) or the Router (``https://xyz.jaggaer.com/apps/Router``); default: the J1P host's."""
-    url = (value or "").strip().rstrip("/")
-    if not url:
-        return f"{base_url}{XML_ROUTER_PATH}"
-    if "://" not in url:
-        url = f"https://{url}"
-    if urlsplit(url).path in ("", "/"):
-        return f"{url}{XML_ROUTER_PATH}"
-    return url
-
-
 def _tenant_option(tenant: Any, name: str) -> Any:
     """``tenant.jaggaer.<name>`` when a tenant config object carries it (JaggaerSection may grow these knobs)."""
     section = getattr(tenant, "jaggaer", None)
@@ -265,10 +239,10 @@ class JaggaerHook(HttpHook):
         where = f"connection {self.jaggaer_conn_id!r}"
         if not conn.host:
             problems.append(f"{where}: host (J1P API base URL) is empty")
-            base_url = ""
-        else:
+        urls = jaggaer_urls(conn, self.jaggaer_conn_id)
+        base_url = urls.base_url
+        if base_url:
             # Not HttpHook._set_base_url: it defaults to http, and the client secret must not travel in clear.
-            base_url = _base_url_of(conn)
             self.base_url, self._base_url_initialized = base_url, True
         if not conn.login:
             problems.append(f"{where}: login (OAuth client id) is empty")
@@ -292,14 +266,7 @@ class JaggaerHook(HttpHook):
             re.compile(pattern)
         except re.error as exc:
             problems.append(f"{where}: already_exists_pattern is not a valid regular expression: {exc}")
-        token_url = (extra.get("token_url") or f"{base_url}{TOKEN_PATH}").strip()
-        xml_url = xml_router_url(extra.get("xml_url"), base_url)
-        sandbox = is_sandbox(extra)
-        checks = [
-            check_url(url, what=f"{where}: {name}", sandbox=sandbox)
-            for name, url in (("host", base_url), ("token_url", token_url), ("xml_url", xml_url))
-            if url and (name == "host" or base_url)
-        ]
+        checks = list(urls.checks)
         if problems or any(c.problems and not c.unresolved for c in checks):
             raise ConfigError(problems + [p for c in checks for p in c.problems])
         enforce(checks)  # only hosts that do not resolve are left: TransientError (DNS may be back next try)
@@ -309,8 +276,8 @@ class JaggaerHook(HttpHook):
         cfg = JaggaerConfig(
             conn_id=self.jaggaer_conn_id,
             base_url=base_url,
-            token_url=token_url,
-            xml_url=xml_url,
+            token_url=urls.token_url,
+            xml_url=urls.xml_url,
             client_id=str(conn.login),
             client_secret=str(conn.password),
             xml_identity=(extra.get("xml_identity") or None),
