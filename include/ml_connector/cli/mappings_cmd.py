@@ -168,7 +168,7 @@ def import_(
             if what == "vendors":
                 result = import_vendors(s, cfg.name, text, divisions=cfg.exact.divisions)
             else:
-                result = import_codes(s, cfg.name, text)
+                result = import_codes(s, cfg.name, text, divisions=cfg.exact.divisions)
     except ImportProblems as exc:
         for problem in exc.problems:
             typer.echo(f"{path}: {problem}", err=True)
