@@ -60,8 +60,12 @@ def duplicate_keys(node: yaml.Node | None, path: Path) -> list[str]:
     """One problem per key that appears twice in a mapping, naming both lines (YAML keeps the last silently)."""
     problems: list[tuple[int, str]] = []
     stack = [node] if node is not None else []
+    seen: set[int] = set()  # an alias makes the same node appear again (a recursive anchor: forever)
     while stack:
         current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
         if isinstance(current, yaml.MappingNode):
             first: dict[str, int] = {}
             for key, value in current.value:
@@ -94,10 +98,17 @@ def load_tenants(path: Path | str | None = None) -> dict[str, TenantConfig]:
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (control characters, …)
+        line = text.count("\n", 0, exc.position) + 1
+        raise ConfigError(
+            f"{path}:{line}: not valid YAML: character {chr(exc.character)!r} (#x{exc.character:04x}) is not allowed"
+            if isinstance(exc.character, int)
+            else f"{path}:{line}: not valid YAML: {exc.reason}"
+        ) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = mark.line + 1 if mark else 1
+        raise ConfigError(f"{path}:{line}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
 
     problems: list[str] = duplicate_keys(root, path)
     if not isinstance(data, dict) or not isinstance(data.get("tenants"), dict) or not data["tenants"]:
