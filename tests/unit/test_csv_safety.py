@@ -163,7 +163,7 @@ def test_gl_cost_centre_and_vat_targets_are_checked_against_exact_master_data(sq
         division=111111,
         gl={"7000": GL(id="g", code="7000", blocked=False)},
         cost_centers={"CC100": ("CC100", True)},
-        vat_codes={"1": ("1  ", False)},
+        vat_codes={"1": ("1  ", False), "9": ("9", True)},
     )
     codes = known_exact_codes([master])
     text = (
@@ -174,6 +174,7 @@ def test_gl_cost_centre_and_vat_targets_are_checked_against_exact_master_data(sq
         "cost_center,CC8,CC404,\n"
         "vat_code,20,1,\n"
         "vat_code,5,9,\n"
+        "vat_code,7,2,\n"
         "currency,GBP,GBP,\n"
     )
     with session_scope(sqlite_engine) as s, pytest.raises(ImportProblems) as problems:
@@ -181,10 +182,11 @@ def test_gl_cost_centre_and_vat_targets_are_checked_against_exact_master_data(sq
     assert problems.value.problems == [
         "row 3, column 'target_value': GL account '7999' does not exist in Exact (not in its master data)",
         "row 5, column 'target_value': cost centre 'CC404' does not exist in Exact (not in its master data)",
-        "row 7, column 'target_value': VAT code '9' does not exist in Exact (not in its master data)",
+        "row 7, column 'target_value': VAT code '9' is blocked (or inactive) in Exact: entries on it would be refused",
+        "row 8, column 'target_value': VAT code '2' does not exist in Exact (not in its master data)",
     ]
     assert _count(sqlite_engine) == 0
-    good = "\n".join(line for line in text.splitlines() if not line.endswith((",7999,", ",CC404,", ",9,")))
+    good = "\n".join(line for line in text.splitlines() if not line.endswith((",7999,", ",CC404,", ",9,", ",2,")))
     with session_scope(sqlite_engine) as s:
         assert import_codes(s, "demo", good, divisions=[111111], exact_codes=codes).created == 4
 

@@ -276,27 +276,42 @@ def check_code_target(
     """What is wrong with a (validated) code-map target for this tenant, or ``None``.
 
     ``divisions``: the tenant's Exact divisions (a business unit must route to one of them).
-    ``exact_codes``: kind -> the codes Exact has (``gl_account``, ``cost_center``, ``vat_code``), when the caller
-    has read the master data (:func:`known_exact_codes`); a kind it does not name is not checked."""
+    ``exact_codes``: kind -> the codes Exact has (``gl_account``, ``cost_center``, ``vat_code``), as a collection
+    or as code -> usable (:func:`known_exact_codes`), when the caller has read the master data; a kind it does not
+    name is not checked."""
     if kind == "business_unit" and divisions is not None and int(target) not in set(divisions):
         return (
             f"division {target} is not one of the tenant's divisions {sorted(divisions)}: its invoices could not be "
             "routed; use one of them, or add the division to exact.divisions in the tenant file"
         )
     known = (exact_codes or {}).get(kind)
-    if known is not None and target.strip() not in {str(c).strip() for c in known}:
-        return f"{_EXACT_WHAT.get(kind, kind)} {target!r} does not exist in Exact (not in its master data)"
+    if known is None:
+        return None
+    what = _EXACT_WHAT.get(kind, kind)
+    codes = {str(c).strip(): (known[c] if isinstance(known, Mapping) else True) for c in known}
+    if target.strip() not in codes:
+        return f"{what} {target!r} does not exist in Exact (not in its master data)"
+    if codes[target.strip()] is False:
+        return f"{what} {target!r} is blocked (or inactive) in Exact: entries on it would be refused"
     return None
 
 
-def known_exact_codes(masters: Iterable[Any]) -> dict[str, set[str]]:
-    """``exact_codes`` for :func:`import_codes` from the invoice poll's ``MasterData`` of each division (a code
-    present in any division counts; the run checks each invoice against its own division)."""
-    out: dict[str, set[str]] = {"gl_account": set(), "cost_center": set(), "vat_code": set()}
+def known_exact_codes(masters: Iterable[Any]) -> dict[str, dict[str, bool]]:
+    """``exact_codes`` for :func:`import_codes` from the invoice poll's ``MasterData`` of each division: per kind,
+    code -> usable (not blocked / active). A code usable in any division counts as usable; each run still checks
+    every invoice against its own division."""
+    out: dict[str, dict[str, bool]] = {"gl_account": {}, "cost_center": {}, "vat_code": {}}
+
+    def add(kind: str, code: str, usable: bool) -> None:
+        out[kind][code] = out[kind].get(code, False) or usable
+
     for master in masters:
-        out["gl_account"].update(master.gl)
-        out["cost_center"].update(master.cost_centers)
-        out["vat_code"].update(master.vat_codes)
+        for code, gl in master.gl.items():
+            add("gl_account", code, not gl.blocked)
+        for code, (_, active) in master.cost_centers.items():
+            add("cost_center", code, active)
+        for code, (_, blocked) in master.vat_codes.items():
+            add("vat_code", code, not blocked)
     return out
 
 
