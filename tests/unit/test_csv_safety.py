@@ -205,3 +205,19 @@ def test_cli_import_refuses_a_business_unit_routed_outside_the_tenant(sqlite_eng
     assert "row 2, column 'target_value': division 999999 is not one of the tenant's divisions" in result.output
     assert "nothing imported" in result.output
     assert _count(sqlite_engine) == 0
+
+
+def test_a_stored_business_unit_map_outside_the_tenant_is_explained(sqlite_engine: Any) -> None:
+    """Maps stored before imports were checked: the invoice poll can say which map sends invoices nowhere."""
+    from ml_connector.config import load_tenants
+    from ml_connector.mappings.codes import CodeRules
+    from ml_connector.mappings.csvio import set_code
+
+    demo = load_tenants()["demo"]
+    with session_scope(sqlite_engine) as s:
+        set_code(s, "demo", "business_unit", "UK-OLD", "333333")
+        rules = CodeRules.load(s, demo)
+    reason = rules.bad_route("UK-OLD", [111111, 222222])
+    assert reason is not None and "code map business_unit['UK-OLD'] routes to division 333333" in reason
+    assert "mlc mappings delete code --tenant demo --kind business_unit --source 'UK-OLD'" in reason
+    assert rules.bad_route("UK-MFG", [111111, 222222]) is None and rules.bad_route(None, [1]) is None
