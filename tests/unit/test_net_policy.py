@@ -215,6 +215,40 @@ def test_same_host_redirect_is_followed_and_another_host_refused() -> None:
         other.close()
 
 
+def test_a_write_refused_for_its_redirect_is_audited_and_nothing_reaches_the_other_host() -> None:
+    import requests
+
+    from ml_connector.http import AuditContext, AuditEvent, send
+
+    class Sink:
+        def __init__(self) -> None:
+            self.events: list[AuditEvent] = []
+
+        def record(self, event: AuditEvent) -> None:
+            self.events.append(event)
+
+    elsewhere = Recorder()
+    first = Recorder(reply=(308, {"Location": f"{elsewhere.url}/collect"}, b""))
+    sink = Sink()
+    try:
+        with pytest.raises(RejectedError, match=r"HTTP 308: .*redirected to another host"):
+            send(
+                requests.Session(),
+                "POST",
+                f"{first.url}/api/v1/1/purchaseentry/PurchaseEntries",
+                write=True,
+                audit=sink,
+                audit_ctx=AuditContext(tenant="demo", flow="invoice_poll", action="post", source_id="I1"),
+                json={"secret": EXACT_SECRET},
+            )
+        assert [(e.outcome, e.status) for e in sink.events] == [("rejected", 308)]
+        assert EXACT_SECRET not in repr(sink.events)
+        assert elsewhere.requests == []
+    finally:
+        first.close()
+        elsewhere.close()
+
+
 # -------------------------------------------------------------------------------------------------------- JAGGAER
 
 
