@@ -8,6 +8,7 @@ Nothing here touches the network or a database.
 from __future__ import annotations
 
 import configparser
+import functools
 import os
 from pathlib import Path
 
@@ -34,18 +35,29 @@ def _from_airflow_cfg(name: str) -> tuple[bool, str | None]:
     if any(os.environ.get(f"AIRFLOW__ML_CONNECTOR__{name.upper()}_{v}") for v in ("CMD", "SECRET")):
         return False, None
     path = _airflow_cfg_path()
-    if not path.is_file():
-        return True, None
+    try:
+        stat = path.stat()
+    except OSError:
+        return True, None  # no airflow.cfg: Airflow would use its defaults, and it has none for [ml_connector]
+    section = _ml_connector_section(str(path), stat.st_mtime_ns, stat.st_size)
+    if section is None:
+        return False, None
+    if f"{key}_cmd" in section or f"{key}_secret" in section:
+        return False, None
+    return True, section.get(key)
+
+
+@functools.lru_cache(maxsize=4)
+def _ml_connector_section(path: str, mtime_ns: int, size: int) -> dict[str, str] | None:
+    """The ``[ml_connector]`` options of an airflow.cfg (cached per file version); ``None`` when unreadable."""
     parser = configparser.ConfigParser()
     try:
         parser.read(path, encoding="utf-8")
         if not parser.has_section("ml_connector"):
-            return True, None
-        if parser.has_option("ml_connector", f"{key}_cmd") or parser.has_option("ml_connector", f"{key}_secret"):
-            return False, None
-        return True, parser.get("ml_connector", key, fallback=None)
+            return {}
+        return {option: parser.get("ml_connector", option) for option in parser.options("ml_connector")}
     except (configparser.Error, OSError, UnicodeDecodeError):
-        return False, None
+        return None
 
 
 def get_setting(name: str, default: str | None = None) -> str | None:
