@@ -105,7 +105,7 @@ class BenchEnv:
                 "host": exact_url,
                 "login": DEMO_CLIENT_ID,
                 "password": DEMO_CLIENT_SECRET,
-                "extra": {"redirect_uri": DEMO_REDIRECT_URIS[0]},
+                "extra": {"redirect_uri": DEMO_REDIRECT_URIS[0], "sandbox": True},
             }
         )
         os.environ[f"AIRFLOW_CONN_{JAGGAER_CONN.upper()}"] = json.dumps(
@@ -114,7 +114,7 @@ class BenchEnv:
                 "host": jaggaer_url,
                 "login": JAGGAER_LOGIN,
                 "password": JAGGAER_SECRET,
-                "extra": {"xml_identity": XML_IDENTITY, "xml_shared_secret": XML_SECRET},
+                "extra": {"xml_identity": XML_IDENTITY, "xml_shared_secret": XML_SECRET, "sandbox": True},
             }
         )
 

@@ -61,7 +61,8 @@ config_path = {REPO / "include" / "config" / "tenants.yaml"}
             "host": "http://127.0.0.1:8701",
             "login": "mlc-demo-client",
             "password": "mlc-demo-secret",
-            "extra": json.dumps({"redirect_uri": "http://127.0.0.1:8080/ml-connector/exact/callback"}),
+            # sandbox: the demo talks to the local sandboxes over http on loopback (ml_connector.net_policy)
+            "extra": json.dumps({"redirect_uri": "http://127.0.0.1:8080/ml-connector/exact/callback", "sandbox": True}),
         },
         "jaggaer_demo": {
             "conn_type": "jaggaer",
@@ -74,6 +75,7 @@ config_path = {REPO / "include" / "config" / "tenants.yaml"}
                     "xml_url": "http://127.0.0.1:8702/apps/Router",
                     "xml_identity": "MLCDEMO",
                     "xml_shared_secret": "mlc-demo-xml-secret",
+                    "sandbox": True,
                 }
             ),
         },

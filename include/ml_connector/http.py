@@ -24,7 +24,8 @@ from typing import Any, Protocol
 
 import requests
 
-from ml_connector.errors import AmbiguousWriteError, TransientError
+from ml_connector.errors import AmbiguousWriteError, RejectedError, TransientError
+from ml_connector.net_policy import guard_redirects
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ def send(
     hook name the outcome of a write, and the record it created, for the audit row.
     """
     kwargs.setdefault("timeout", policy.timeout)
+    guard_redirects(session)  # credentials never follow a redirect to another host
     attempt = 0
     rate_limited = 0
     while True:
@@ -148,6 +150,10 @@ def send(
             log.warning("%s %s: %s; retry %d in %.1fs", method, _strip_query(url), type(exc).__name__, attempt, delay)
             sleep(delay)
             continue
+        except RejectedError as exc:  # a redirect to another host, refused by net_policy's guard: not followed
+            if write:
+                _audit(audit, audit_ctx, method, url, exc.status, "rejected", str(exc)[:500], attempt)
+            raise
 
         if response.status_code == 429 and on_429 is not None and rate_limited < policy.max_429_retries:
             rate_limited += 1

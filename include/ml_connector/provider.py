@@ -10,6 +10,16 @@ from typing import Any
 
 from ml_connector import __version__
 
+#: The form field that marks a connection as a local sandbox (``ml_connector.net_policy``).
+_SANDBOX_FIELD = {
+    "label": "Sandbox (local test server)",
+    "description": (
+        "Only for the bundled sandbox servers: allows http on loopback (127.0.0.1). Leave off for Exact Online and "
+        "JAGGAER themselves: then every URL must be https to a public host, and credentials go nowhere else."
+    ),
+    "schema": {"type": ["boolean", "null"], "default": False},
+}
+
 _EXACT = {
     "connection-type": "exact_online",
     "hook-class-name": "ml_connector.exact.hook.ExactOnlineHook",
@@ -29,6 +39,7 @@ _EXACT = {
             "description": "Exactly as registered for the app, e.g. https://airflow.example.com/ml-connector/exact/callback",
             "schema": {"type": ["string", "null"], "format": "uri"},
         },
+        "sandbox": _SANDBOX_FIELD,
     },
 }
 
@@ -55,7 +66,10 @@ _JAGGAER = {
         },
         "xml_url": {
             "label": "eProcurement XML base URL",
-            "description": "Router base, e.g. https://integrations.sciquest.com/apps/Router",
+            "description": (
+                "eProcurement host or its Router base: https://integrations.sciquest.com or "
+                "https://integrations.sciquest.com/apps/Router (both work); default: {host}/apps/Router"
+            ),
             "schema": {"type": ["string", "null"], "format": "uri"},
         },
         "xml_identity": {
@@ -76,6 +90,7 @@ _JAGGAER = {
             ),
             "schema": {"type": ["string", "null"]},
         },
+        "sandbox": _SANDBOX_FIELD,
     },
 }
 

@@ -273,7 +273,7 @@ class AirflowStack:
                 "host": self.exact_url,
                 "login": DEMO_CLIENT_ID,
                 "password": DEMO_CLIENT_SECRET,
-                "extra": json.dumps({"redirect_uri": self.callback_url}),
+                "extra": json.dumps({"redirect_uri": self.callback_url, "sandbox": True}),
             },
             "jaggaer_demo": {
                 "conn_type": "jaggaer",
@@ -286,6 +286,7 @@ class AirflowStack:
                         "xml_url": f"{self.jaggaer_url}/apps/Router",
                         "xml_identity": DEMO["identity"],
                         "xml_shared_secret": DEMO["shared_secret"],
+                        "sandbox": True,
                     }
                 ),
             },

@@ -10,14 +10,16 @@ stored encrypted in the connector database (``MLC_DB_URL`` or the Airflow connec
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from ml_connector.config import TenantConfig, load_tenants
 from ml_connector.errors import ConfigError, ConnectorError
-from ml_connector.exact import oauth
-from ml_connector.exact.client import ExactClient
-from ml_connector.exact.connection import load_app
-from ml_connector.store.db import get_engine
+
+if TYPE_CHECKING:
+    from ml_connector.config import TenantConfig
+
+# OAuth, the Exact client and the store are imported inside the commands: `mlc --help` stays fast.
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -28,6 +30,8 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _tenant(name: str) -> TenantConfig:
+    from ml_connector.config import load_tenants
+
     tenants = load_tenants()
     if name not in tenants:
         raise _fail(f"no tenant {name!r} in the tenant config (known: {', '.join(sorted(tenants))})")
@@ -44,6 +48,10 @@ def connect(
     ),
 ) -> None:
     """Print the Exact Online consent link for TENANT (valid 15 minutes, usable once)."""
+    from ml_connector.exact import oauth
+    from ml_connector.exact.connection import load_app
+    from ml_connector.store.db import get_engine
+
     try:
         cfg = _tenant(tenant)
         exact_app = load_app(cfg.exact.conn_id)
@@ -74,6 +82,11 @@ def authorize(
     state: str | None = typer.Option(None, "--state", help="the state of the consent (with --code)"),
 ) -> None:
     """Exchange the code for tokens, store them, then check current/Me and the tenant's divisions."""
+    from ml_connector.exact import oauth
+    from ml_connector.exact.client import ExactClient
+    from ml_connector.exact.connection import load_app
+    from ml_connector.store.db import get_engine
+
     if bool(code) == bool(redirect_url):
         raise _fail("give either --code or --redirect-url")
     try:

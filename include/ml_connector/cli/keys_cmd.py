@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import typer
-from sqlalchemy import select
-
-from ml_connector.crypto import generate_key, get_crypto
-from ml_connector.store.db import get_engine, session_scope
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -20,13 +16,18 @@ _ENCRYPTED = {
 @app.command("generate")
 def generate() -> None:
     """Print a new Fernet key (put it first in [ml_connector] fernet_keys to rotate)."""
+    from ml_connector.crypto import generate_key
+
     typer.echo(generate_key())
 
 
 @app.command("rotate")
 def rotate() -> None:
     """Re-encrypt every stored secret under the first (newest) key."""
-    from sqlalchemy import MetaData, Table, update
+    from sqlalchemy import MetaData, Table, select, update
+
+    from ml_connector.crypto import get_crypto
+    from ml_connector.store.db import get_engine, session_scope
 
     crypto = get_crypto()
     engine = get_engine()

@@ -5,12 +5,8 @@ from __future__ import annotations
 import json
 
 import typer
-from sqlalchemy import select
 
-from ml_connector.store import ledger
-from ml_connector.store.audit import history
-from ml_connector.store.db import get_engine, session_scope
-from ml_connector.store.models import LedgerEntry
+# The store (SQLAlchemy) is imported inside each command: `mlc --help` and `mlc config check` stay fast.
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -32,6 +28,12 @@ def list_entries(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Records of one flow with their state, target ids and the reason of the last failure."""
+    from sqlalchemy import select
+
+    from ml_connector.store import ledger
+    from ml_connector.store.db import get_engine, session_scope
+    from ml_connector.store.models import LedgerEntry
+
     with session_scope(get_engine()) as session:
         query = select(LedgerEntry).where(LedgerEntry.tenant == tenant, LedgerEntry.flow == flow)
         if state:
@@ -82,6 +84,9 @@ def requeue(
 
     A record already posted is never requeued: the ledger is what keeps it from being posted twice.
     """
+    from ml_connector.store import ledger
+    from ml_connector.store.db import get_engine
+
     count = ledger.requeue(get_engine(), tenant, flow, source_id, by="mlc ledger requeue")
     typer.echo(f"requeued {count} of {len(source_id)} record(s); trigger the DAG or wait for its next run")
     if count < len(source_id):
@@ -94,6 +99,9 @@ def audit(
     source_id: str = typer.Argument(..., help="the source record's id"),
 ) -> None:
     """Every attempt and state change of one record, oldest first."""
+    from ml_connector.store.audit import history
+    from ml_connector.store.db import get_engine
+
     rows = history(get_engine(), tenant, flow, source_id)
     if not rows:
         typer.echo(f"no audit rows for {flow} record {source_id!r} of tenant {tenant!r}", err=True)

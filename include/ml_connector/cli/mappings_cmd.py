@@ -2,7 +2,7 @@
 
     mlc mappings list [--tenant T] [--what vendors|codes|all]
     mlc mappings export vendors|codes [--tenant T] [--output FILE] [--redact]
-    mlc mappings import vendors|codes FILE [--tenant T]          (all rows or none; errors name row and column)
+    mlc mappings import vendors|codes FILE [--tenant T] [--check-exact]   (all rows or none; errors name the row)
     mlc mappings set vendor --tenant T --division D --jaggaer-id ID --exact-code CODE
     mlc mappings set code --tenant T --kind gl_account|cost_center|vat_code|business_unit|currency --source S --target V
     mlc mappings delete vendor --tenant T --division D --jaggaer-id ID
@@ -151,6 +151,11 @@ def import_(
     what: str = typer.Argument(..., help="vendors or codes"),
     path: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV file (as written by export)"),
     tenant: str | None = TenantOpt,
+    check_exact: bool = typer.Option(
+        False,
+        "--check-exact",
+        help="also check GL account, cost-centre and VAT targets against Exact's master data (calls Exact)",
+    ),
 ) -> None:
     """Read a CSV of vendor links or code maps: every row is checked first; one bad row imports nothing."""
     from ml_connector.mappings.csvio import ImportProblems, import_codes, import_vendors
@@ -159,6 +164,7 @@ def import_(
     cfg = _tenant(tenant)
     if what not in ("vendors", "codes"):
         raise _fail("import what? vendors or codes")
+    exact_codes = _exact_codes(cfg) if check_exact and what == "codes" else None
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -168,12 +174,26 @@ def import_(
             if what == "vendors":
                 result = import_vendors(s, cfg.name, text, divisions=cfg.exact.divisions)
             else:
-                result = import_codes(s, cfg.name, text)
+                result = import_codes(s, cfg.name, text, divisions=cfg.exact.divisions, exact_codes=exact_codes)
     except ImportProblems as exc:
         for problem in exc.problems:
             typer.echo(f"{path}: {problem}", err=True)
         raise _fail(f"{path}: nothing imported ({len(exc.problems)} problem(s))") from None
     typer.echo(f"{path}: {result.created} created, {result.updated} updated")
+
+
+def _exact_codes(cfg: Any) -> dict[str, set[str]]:
+    """The GL accounts, cost centres and VAT codes Exact has in the tenant's divisions (one read of each)."""
+    from ml_connector.errors import ConnectorError
+    from ml_connector.exact.hook import ExactOnlineHook
+    from ml_connector.flows.invoice_poll.master import MasterData
+    from ml_connector.mappings.csvio import known_exact_codes
+
+    hook = ExactOnlineHook(cfg.exact.conn_id, tenant=cfg.name, engine=_engine(), on_broken=lambda exc: None)
+    try:
+        return known_exact_codes(MasterData.load(hook, division) for division in cfg.exact.divisions)
+    except ConnectorError as exc:
+        raise _fail(f"cannot read Exact's master data for --check-exact: {exc}") from None
 
 
 # --------------------------------------------------------------------------------------------------------- set

@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Literal
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
 from ml_connector.config.common import CronExpr, Section, TimeZoneName
+
+
+def _rate(value: Any) -> Decimal:
+    """A tax rate in percent as written in the file (``20``, ``"17.5"``, ``"5 %"``); raises ``ValueError``."""
+    hint = 'use the rate in percent, a number from 0 to 100 (e.g. "20", "5", "17.5")'
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise ValueError(f"key {value!r} is not a tax rate: {hint}")
+    try:
+        rate = Decimal(str(value).strip().rstrip("%").strip())
+    except InvalidOperation:
+        raise ValueError(f"key {value!r} is not a tax rate: {hint}") from None
+    if not rate.is_finite() or rate < 0 or rate > 100:
+        raise ValueError(f"key {value!r} is not between 0 and 100: {hint}")
+    return rate
+
+
+def _rate_key(value: Any) -> str:
+    _rate(value)
+    return str(value).strip()  # kept as written; mappings.codes.normalize_rate compares rates
+
+
+#: A ``vat_codes`` key: the JAGGAER tax rate in percent (YAML may give it as a number or a string).
+RateKey = Annotated[str, BeforeValidator(_rate_key)]
 
 
 class PostStates(Section):
@@ -31,7 +54,7 @@ class InvoicePollConfig(Section):
     # Invoice type -> cost centre used when a line's accounting split names none.
     default_cost_center_by_invoice_type: dict[str, str] = Field(default_factory=dict)
     # JAGGAER tax rate in percent (as written, e.g. "20") -> Exact VAT code.
-    vat_codes: dict[str, str] = Field(default_factory=dict)
+    vat_codes: dict[RateKey, str] = Field(default_factory=dict)
     # JAGGAER line ``taxable`` flag -> Exact VAT code, e.g. {true: "1", false: "3"} (optional). For customers whose
     # invoices carry the tax on the header without a rate: a taxable line goes on the ``true`` code, a non-taxable
     # line, charges and the discount on the ``false`` code. A line's own rate custom field still wins; see
@@ -85,3 +108,14 @@ class InvoicePollConfig(Section):
                 )
             out[division] = [c.strip().upper() for c in codes]
         return out
+
+    @field_validator("vat_codes")
+    @classmethod
+    def _one_code_per_rate(cls, value: dict[str, str]) -> dict[str, str]:
+        seen: dict[Decimal, str] = {}
+        for key in value:
+            rate = _rate(key).normalize()
+            if rate in seen:
+                raise ValueError(f"keys {seen[rate]!r} and {key!r} are the same rate: keep one")
+            seen[rate] = key
+        return value

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ml_connector.config.common import Section
+from ml_connector.config.cross import cross_field_problems
 from ml_connector.config.invoice_poll import InvoicePollConfig
-from ml_connector.config.po_push import PoPushConfig, po_number_fields
+from ml_connector.config.po_push import PoPushConfig
+
+
+def _suggest_name(value: str) -> str:
+    """A valid tenant name close to ``value`` (for the error message)."""
+    name = re.sub(r"[^a-z0-9_-]+", "-", value.strip().lower()).strip("-_")
+    if not name or not name[0].isalpha():
+        name = f"t-{name}".rstrip("-")
+    return name[:41]
+
 
 VendorKey = Literal["supplier_number", "vat_number", "coc_number", "name"]
 
@@ -52,8 +63,14 @@ class Alerts(Section):
         return self
 
 
+#: Tenant names become DAG ids (``exact_po_push__<name>``, ``jaggaer_invoice_poll__<name>``) and Airflow pool names
+#: (``mlc_exact__<name>__<division>``); Airflow allows letters, digits, ``_``, ``-`` and ``.`` in both. Lower case
+#: and no dots keep the names unambiguous in ``mlc`` commands and URLs.
+TENANT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,40}$")
+
+
 class TenantConfig(Section):
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")
+    name: str
     display_name: str | None = None
     exact: ExactSection
     jaggaer: JaggaerSection
@@ -62,61 +79,28 @@ class TenantConfig(Section):
     po_push: PoPushConfig = Field(default_factory=PoPushConfig)
     invoice_poll: InvoicePollConfig = Field(default_factory=InvoicePollConfig)
 
-    @model_validator(mode="after")
-    def _divisions_are_the_tenants(self) -> TenantConfig:
-        known = set(self.exact.divisions)
-        for bu, division in self.jaggaer.business_units.items():
-            if division not in known:
-                raise ValueError(
-                    f"jaggaer.business_units[{bu!r}] routes to division {division}, "
-                    f"which is not in exact.divisions {sorted(known)}"
-                )
-        for division in self.po_push.divisions:
-            if division not in known:
-                raise ValueError(f"po_push.divisions has {division}, which is not in exact.divisions {sorted(known)}")
-        master = self.po_push.supplier_master_division
-        if master is not None and master not in self.po_divisions:
+    @field_validator("name")
+    @classmethod
+    def _name_fits_dag_ids_and_pools(cls, value: str) -> str:
+        if not TENANT_NAME.match(value):
             raise ValueError(
-                f"po_push.supplier_master_division is {master}, which is not one of the PO divisions "
-                f"{self.po_divisions}"
+                f"{value!r} cannot be a tenant name: use 1-41 lower-case letters, digits, '_' or '-', starting with "
+                f"a letter (e.g. {_suggest_name(value)!r}); the name becomes part of DAG ids and Airflow pool names"
             )
-        fmt = self.po_push.po_number_format
-        if len(self.po_divisions) > 1 and "division" not in po_number_fields(fmt):
-            # Order numbers repeat across divisions: without {division} two orders would share one PONumber and
-            # the second would overwrite the first's PO in JAGGAER. Reported at the field (file line) itself.
-            message = (
-                f"{fmt!r} has no {{division}}, but the tenant pushes POs from {len(self.po_divisions)} divisions "
-                f"{self.po_divisions}, whose order numbers repeat; use e.g. '{{division}}-{{order_number}}'"
-            )
+        return value
+
+    @model_validator(mode="after")
+    def _cross_field_checks(self) -> TenantConfig:
+        # The same checks the loader runs on the raw file when fields are invalid (config.cross).
+        problems = cross_field_problems(self.model_dump())
+        if problems:
             raise ValidationError.from_exception_data(
                 type(self).__name__,
                 [
-                    InitErrorDetails(
-                        type=PydanticCustomError("value_error", message),
-                        loc=("po_push", "po_number_format"),
-                        input=fmt,
-                    )
+                    InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=None)
+                    for loc, message in problems
                 ],
             )
-        return self
-
-    @model_validator(mode="after")
-    def _currency_divisions_are_the_tenants(self) -> TenantConfig:
-        known = set(self.exact.divisions)
-        errors = [
-            InitErrorDetails(
-                type=PydanticCustomError(
-                    "value_error",
-                    f"division {division} is not in exact.divisions {sorted(known)}: list only the tenant's divisions",
-                ),
-                loc=("invoice_poll", "currencies_by_division", division),
-                input=division,
-            )
-            for division in self.invoice_poll.currencies_by_division
-            if division not in known
-        ]
-        if errors:  # reported at the division's own line of the file
-            raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
 
     @property

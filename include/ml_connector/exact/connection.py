@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ml_connector.errors import ConfigError
-from ml_connector.exact.tokens import ExactApp
+from ml_connector.net_policy import UrlCheck, check_url, enforce, is_sandbox
+
+if TYPE_CHECKING:
+    from ml_connector.exact.tokens import ExactApp
 
 
 @dataclass
@@ -31,7 +34,8 @@ class SimpleConnection:
     extra_dejson: dict[str, Any] = field(default_factory=dict)
 
 
-def _from_env_json(conn_id: str) -> SimpleConnection | None:
+def from_env_json(conn_id: str) -> SimpleConnection | None:
+    """The connection from its ``AIRFLOW_CONN_<ID>`` JSON environment variable (``None`` when there is none)."""
     raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
     if not raw or not raw.lstrip().startswith("{"):
         return None
@@ -59,7 +63,7 @@ def _from_env_json(conn_id: str) -> SimpleConnection | None:
 
 def get_connection(conn_id: str) -> Any:
     """The Airflow connection ``conn_id`` (``ConfigError`` when it does not exist)."""
-    conn = _from_env_json(conn_id)
+    conn = from_env_json(conn_id)
     if conn is not None:
         return conn
     try:
@@ -70,7 +74,30 @@ def get_connection(conn_id: str) -> Any:
         raise ConfigError(f"Airflow connection {conn_id!r} not found or unreadable ({type(exc).__name__})") from None
 
 
+def host_url(conn: Any) -> str:
+    """The connection's region host as a URL (``https://`` added when it names no scheme, the port appended)."""
+    host = str(conn.host or "").strip().rstrip("/")
+    if host and "://" not in host:
+        host = f"https://{host}"
+    if host and getattr(conn, "port", None):
+        host = f"{host}:{conn.port}"
+    return host
+
+
+def connection_is_sandbox(conn: Any) -> bool:
+    """The connection's extra says ``{"sandbox": true}`` (see ``ml_connector.net_policy``)."""
+    return is_sandbox(getattr(conn, "extra_dejson", None) or {})
+
+
+def check_host(conn: Any) -> UrlCheck:
+    """The outbound URL policy for the connection's host (``ml_connector.net_policy.check_url``)."""
+    conn_id = getattr(conn, "conn_id", "?")
+    return check_url(host_url(conn), what=f"connection {conn_id!r}: host", sandbox=connection_is_sandbox(conn))
+
+
 def app_from_connection(conn: Any) -> ExactApp:
+    """The Exact app of a connection. Raises ``ConfigError`` for a missing field or a host the outbound URL policy
+    refuses (the client secret must never reach it), ``TransientError`` when the host does not resolve."""
     conn_id = getattr(conn, "conn_id", "?")
     problems = []
     if not conn.host:
@@ -79,13 +106,14 @@ def app_from_connection(conn: Any) -> ExactApp:
         problems.append(f"connection {conn_id}: no client id (login)")
     if not conn.password:
         problems.append(f"connection {conn_id}: no client secret (password)")
+    checked = check_host(conn) if conn.host else None
     if problems:
-        raise ConfigError(problems)
-    host = str(conn.host).strip().rstrip("/")
-    if "://" not in host:
-        host = f"https://{host}"
-    if getattr(conn, "port", None):
-        host = f"{host}:{conn.port}"
+        raise ConfigError(problems + (checked.problems if checked else []))
+    if checked is not None:
+        enforce([checked])
+    from ml_connector.exact.tokens import ExactApp  # not at import: it pulls in SQLAlchemy (mlc config check)
+
+    host = host_url(conn)
     extra = getattr(conn, "extra_dejson", None) or {}
     return ExactApp(
         host=host,

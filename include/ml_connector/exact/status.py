@@ -3,7 +3,9 @@
 Per tenant: the Exact token chain (ok / broken / not connected, with the reason), a live check (token, ``current/Me``,
 each configured division) when the chain is usable, when the tokens were last refreshed, when the refresh token
 lapses if unused (30 days after the last refresh), a refresh left unfinished, and the JAGGAER connection (token
-obtainable) through ``JaggaerHook.test_connection()`` when that hook exists.
+obtainable) through ``JaggaerHook.test_connection()`` when that hook exists. A connection marked
+``{"sandbox": true}`` (``ml_connector.net_policy``) is flagged, and its detail starts with "sandbox", so nobody
+mistakes a demo for a production connection.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from ml_connector.config.tenant import TenantConfig
-from ml_connector.errors import ConfigError
+from ml_connector.errors import ConfigError, ConnectorError
 from ml_connector.exact.client import ExactClient
-from ml_connector.exact.connection import load_app
+from ml_connector.exact.connection import connection_is_sandbox, get_connection, load_app
 from ml_connector.exact.tokens import ExactApp, TokenChain
 
 
@@ -36,6 +38,8 @@ class TenantHealth:
     jaggaer_conn_id: str
     jaggaer: str  # ok | failed | not checked
     jaggaer_detail: str
+    exact_sandbox: bool = False
+    jaggaer_sandbox: bool = False
 
     @property
     def healthy(self) -> bool:
@@ -48,6 +52,23 @@ class TenantHealth:
                 out[key] = value.isoformat(timespec="seconds")
         out["healthy"] = self.healthy
         return out
+
+
+SANDBOX_NOTE = "sandbox connection (http on loopback allowed)"
+
+
+def _sandbox(conn_id: str) -> bool:
+    """Whether the connection is marked as a sandbox (``False`` when it cannot be read: its check says why)."""
+    try:
+        return connection_is_sandbox(get_connection(conn_id))
+    except ConnectorError:
+        return False
+
+
+def _with_note(detail: str, sandbox: bool) -> str:
+    if not sandbox:
+        return detail
+    return f"{SANDBOX_NOTE}; {detail}" if detail else SANDBOX_NOTE
 
 
 def _jaggaer(tenant: TenantConfig) -> tuple[str, str]:
@@ -78,6 +99,8 @@ def tenant_health(
         app = app_loader(conn_id)
     except ConfigError as exc:
         exact, detail = "failed", "; ".join(exc.problems)
+    except ConnectorError as exc:  # e.g. the host does not resolve right now
+        exact, detail = "failed", str(exc)
     chain = TokenChain(engine, tenant.name, conn_id, app or ExactApp("", "", ""), clock=clock)
     state = chain.state()
     interrupted = chain.refresh_interrupted() if state.connected else None
@@ -102,18 +125,21 @@ def tenant_health(
             f"dead; if the next refresh fails, reconnect with mlc exact connect --tenant {tenant.name})"
         )
     jaggaer, jdetail = _jaggaer(tenant) if check_jaggaer else ("not checked", "")
+    exact_sandbox, jaggaer_sandbox = _sandbox(conn_id), _sandbox(tenant.jaggaer.conn_id)
     return TenantHealth(
         tenant=tenant.name,
         exact_conn_id=conn_id,
         exact=exact,
-        exact_detail=detail,
+        exact_detail=_with_note(detail, exact_sandbox),
         last_refreshed=state.last_refreshed,
         refresh_lapses_at=state.refresh_lapses_at,
         refresh_interrupted_at=interrupted,
         token_calls_today=state.token_calls_today,
         jaggaer_conn_id=tenant.jaggaer.conn_id,
         jaggaer=jaggaer,
-        jaggaer_detail=jdetail,
+        jaggaer_detail=_with_note(jdetail, jaggaer_sandbox),
+        exact_sandbox=exact_sandbox,
+        jaggaer_sandbox=jaggaer_sandbox,
     )
 
 

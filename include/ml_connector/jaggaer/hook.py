@@ -4,7 +4,10 @@ Connection (type ``jaggaer``, fields declared in ``ml_connector.provider``):
 
 - ``host``: J1P base URL; ``login``/``password``: OAuth client id/secret (client-credentials grant);
 - extra ``token_url`` (default ``{host}/auth/realms/J1p-integrations/protocol/openid-connect/token``),
-  ``xml_url`` (Router base, default ``{host}/apps/Router``), ``xml_identity``, ``xml_shared_secret``;
+  ``xml_url`` (the eProcurement host, e.g. ``https://xyz.jaggaer.com``, or its Router base
+  ``https://xyz.jaggaer.com/apps/Router``; default ``{host}/apps/Router``), ``xml_identity``, ``xml_shared_secret``;
+- extra ``sandbox`` (true only for the local sandboxes): allows http on loopback. Every URL (host, ``token_url``,
+  ``xml_url``) must otherwise be https to a public host (``ml_connector.net_policy``): the secrets go nowhere else;
 - optional extra knobs for what api-contracts.md §2 marks [guess]: ``filter_style`` (``fiql`` | ``params``),
   ``date_from_param`` / ``date_to_param`` (names for the ``params`` style), ``warning_return_codes`` (list or
   comma-separated; default ``["1"]``), ``already_exists_pattern`` (regex), ``po_gl_field`` /
@@ -45,6 +48,7 @@ from ml_connector.errors import (
 )
 from ml_connector.http import AuditContext, AuditSink, NullAudit, RetryPolicy, backoff_delay, send
 from ml_connector.jaggaer import j1p
+from ml_connector.jaggaer.connection import jaggaer_urls
 from ml_connector.jaggaer.xml import (
     DEFAULT_ALREADY_EXISTS_PATTERN,
     PurchaseOrder,
@@ -56,13 +60,12 @@ from ml_connector.jaggaer.xml import (
     parse_supplier_response,
     redact,
 )
+from ml_connector.net_policy import enforce
 
 log = logging.getLogger(__name__)
 
-TOKEN_PATH = "/auth/realms/J1p-integrations/protocol/openid-connect/token"
 INVOICES_PATH = "/j1p/api/public/ji/v1/invoices"
 COMPANY_PROFILES_PATH = "/j1p/api/public/ja/v1/companyprofiles"
-XML_ROUTER_PATH = "/apps/Router"
 PO_IMPORT = "POXMLImport"
 SUPPLIER_IMPORT = "TSMSupplierXMLImport"
 
@@ -236,10 +239,11 @@ class JaggaerHook(HttpHook):
         where = f"connection {self.jaggaer_conn_id!r}"
         if not conn.host:
             problems.append(f"{where}: host (J1P API base URL) is empty")
-            base_url = ""
-        else:
-            self._set_base_url(conn)  # HttpHook: adds a scheme (and port) when the host has none
-            base_url = self.base_url.rstrip("/")
+        urls = jaggaer_urls(conn, self.jaggaer_conn_id)
+        base_url = urls.base_url
+        if base_url:
+            # Not HttpHook._set_base_url: it defaults to http, and the client secret must not travel in clear.
+            self.base_url, self._base_url_initialized = base_url, True
         if not conn.login:
             problems.append(f"{where}: login (OAuth client id) is empty")
         if not conn.password:
@@ -262,16 +266,18 @@ class JaggaerHook(HttpHook):
             re.compile(pattern)
         except re.error as exc:
             problems.append(f"{where}: already_exists_pattern is not a valid regular expression: {exc}")
-        if problems:
-            raise ConfigError(problems)
+        checks = list(urls.checks)
+        if problems or any(c.problems and not c.unresolved for c in checks):
+            raise ConfigError(problems + [p for c in checks for p in c.problems])
+        enforce(checks)  # only hosts that do not resolve are left: TransientError (DNS may be back next try)
         verify = extra.get("verify", True)
         if isinstance(verify, str) and verify.strip().lower() in ("false", "0", "no"):
             verify = False
         cfg = JaggaerConfig(
             conn_id=self.jaggaer_conn_id,
             base_url=base_url,
-            token_url=(extra.get("token_url") or f"{base_url}{TOKEN_PATH}").strip(),
-            xml_url=(extra.get("xml_url") or f"{base_url}{XML_ROUTER_PATH}").strip().rstrip("/"),
+            token_url=urls.token_url,
+            xml_url=urls.xml_url,
             client_id=str(conn.login),
             client_secret=str(conn.password),
             xml_identity=(extra.get("xml_identity") or None),

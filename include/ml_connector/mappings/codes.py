@@ -151,6 +151,23 @@ class CodeRules:
             division = self._lookup({k: str(v) for k, v in self.tenant.jaggaer.business_units.items()}, business_unit)
         return int(division) if division is not None else None
 
+    def bad_route(self, business_unit: str | None, divisions: list[int]) -> str | None:
+        """Why ``business_unit`` routes nowhere usable when a code map sends it outside ``divisions`` (maps made
+        before imports were checked against the tenant), with the commands that fix it; ``None`` otherwise. For the
+        invoice poll's "not routed" quarantine reason."""
+        if not business_unit:
+            return None
+        override = self._override("business_unit", business_unit)
+        if override is None or int(override) in divisions:
+            return None
+        tenant = self.tenant.name
+        return (
+            f"code map business_unit[{business_unit!r}] routes to division {override}, which is not one of the "
+            f"tenant's divisions {sorted(divisions)}: fix it with `mlc mappings set code --tenant {tenant} --kind "
+            f"business_unit --source '{business_unit}' --target <division>` or remove it with `mlc mappings delete "
+            f"code --tenant {tenant} --kind business_unit --source '{business_unit}'`"
+        )
+
     def currency(self, jaggaer_currency: str) -> str:
         return self._override("currency", jaggaer_currency) or jaggaer_currency
 

@@ -18,16 +18,15 @@ Code map columns (``CODE_COLUMNS``): ``kind,source_value,target_value,note``.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ml_connector.csvsafe import read_table, writer
 from ml_connector.mappings.codes import KINDS, normalize_source, validate_target
 from ml_connector.mappings.vendors import norm_code, set_link
 from ml_connector.store.models import CodeMap, VendorMap
@@ -76,13 +75,13 @@ class ImportResult:
 
 
 def export_vendors(session: Session, tenant: str, out: TextIO, *, redact: bool = False) -> int:
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(VENDOR_COLUMNS)
+    csv_out = writer(out)
+    csv_out.writerow(VENDOR_COLUMNS)
     rows = session.scalars(
         select(VendorMap).where(VendorMap.tenant == tenant).order_by(VendorMap.division, VendorMap.id)
     ).all()
     for row in rows:
-        writer.writerow(
+        csv_out.writerow(
             [
                 row.division,
                 row.jaggaer_supplier_id or "",
@@ -101,13 +100,13 @@ def export_vendors(session: Session, tenant: str, out: TextIO, *, redact: bool =
 
 
 def export_codes(session: Session, tenant: str, out: TextIO) -> int:
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CODE_COLUMNS)
+    csv_out = writer(out)
+    csv_out.writerow(CODE_COLUMNS)
     rows = session.scalars(
         select(CodeMap).where(CodeMap.tenant == tenant).order_by(CodeMap.kind, CodeMap.source_value)
     ).all()
     for row in rows:
-        writer.writerow([row.kind, row.source_value, row.target_value, row.note or ""])
+        csv_out.writerow([row.kind, row.source_value, row.target_value, row.note or ""])
     return len(rows)
 
 
@@ -118,13 +117,17 @@ def export_codes(session: Session, tenant: str, out: TextIO) -> int:
 def _read(
     text: str, columns: tuple[str, ...], required: Iterable[str]
 ) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
-    problems: list[str] = []
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
-    try:
-        header = next(reader)
-    except StopIteration:
+    """Rows as ``{column: stripped value}`` and every problem; strict (``ml_connector.csvsafe.read_table``): an
+    unterminated quote, a value running over lines or a row whose number of values is not the header's are
+    errors naming the row."""
+    table, structure = read_table(text)
+    if not table:
+        if structure:
+            return [], structure
         return [], ["row 1: the file is empty (expected a header: " + ",".join(columns) + ")"]
+    (_, header), records = table[0], table[1:]
     header = [h.strip().lower() for h in header]
+    problems: list[str] = []
     unknown = [h for h in header if h and h not in columns]
     for name in unknown:
         problems.append(f"row 1, column {name!r}: unknown column (known: {', '.join(columns)})")
@@ -134,14 +137,8 @@ def _read(
     duplicates = {h for h in header if header.count(h) > 1 and h}
     for name in sorted(duplicates):
         problems.append(f"row 1, column {name!r}: appears more than once")
-    rows: list[tuple[int, dict[str, str]]] = []
-    for number, raw in enumerate(reader, start=2):
-        if not any(cell.strip() for cell in raw):
-            continue
-        if len(raw) > len(header):
-            problems.append(f"row {number}: {len(raw)} values for {len(header)} columns")
-            continue
-        rows.append((number, {h: (raw[i].strip() if i < len(raw) else "") for i, h in enumerate(header) if h}))
+    problems.extend(structure)
+    rows = [(number, {h: raw[i].strip() for i, h in enumerate(header) if h}) for number, raw in records]
     return rows, problems
 
 
@@ -265,7 +262,69 @@ def import_vendors(session: Session, tenant: str, text: str, *, divisions: Itera
     return ImportResult(created=created, updated=updated, changed=tuple(changed))
 
 
-def import_codes(session: Session, tenant: str, text: str) -> ImportResult:
+#: What ``exact_codes`` names per code-map kind, for messages.
+_EXACT_WHAT = {"gl_account": "GL account", "cost_center": "cost centre", "vat_code": "VAT code"}
+
+
+def check_code_target(
+    kind: str,
+    target: str,
+    *,
+    divisions: Collection[int] | None = None,
+    exact_codes: Mapping[str, Collection[str]] | None = None,
+) -> str | None:
+    """What is wrong with a (validated) code-map target for this tenant, or ``None``.
+
+    ``divisions``: the tenant's Exact divisions (a business unit must route to one of them).
+    ``exact_codes``: kind -> the codes Exact has (``gl_account``, ``cost_center``, ``vat_code``), as a collection
+    or as code -> usable (:func:`known_exact_codes`), when the caller has read the master data; a kind it does not
+    name is not checked."""
+    if kind == "business_unit" and divisions is not None and int(target) not in set(divisions):
+        return (
+            f"division {target} is not one of the tenant's divisions {sorted(divisions)}: its invoices could not be "
+            "routed; use one of them, or add the division to exact.divisions in the tenant file"
+        )
+    known = (exact_codes or {}).get(kind)
+    if known is None:
+        return None
+    what = _EXACT_WHAT.get(kind, kind)
+    codes = {str(c).strip(): (known[c] if isinstance(known, Mapping) else True) for c in known}
+    if target.strip() not in codes:
+        return f"{what} {target!r} does not exist in Exact (not in its master data)"
+    if codes[target.strip()] is False:
+        return f"{what} {target!r} is blocked (or inactive) in Exact: entries on it would be refused"
+    return None
+
+
+def known_exact_codes(masters: Iterable[Any]) -> dict[str, dict[str, bool]]:
+    """``exact_codes`` for :func:`import_codes` from the invoice poll's ``MasterData`` of each division: per kind,
+    code -> usable (not blocked / active). A code usable in any division counts as usable; each run still checks
+    every invoice against its own division."""
+    out: dict[str, dict[str, bool]] = {"gl_account": {}, "cost_center": {}, "vat_code": {}}
+
+    def add(kind: str, code: str, usable: bool) -> None:
+        out[kind][code] = out[kind].get(code, False) or usable
+
+    for master in masters:
+        for code, gl in master.gl.items():
+            add("gl_account", code, not gl.blocked)
+        for code, (_, active) in master.cost_centers.items():
+            add("cost_center", code, active)
+        for code, (_, blocked) in master.vat_codes.items():
+            add("vat_code", code, not blocked)
+    return out
+
+
+def import_codes(
+    session: Session,
+    tenant: str,
+    text: str,
+    *,
+    divisions: Collection[int] | None = None,
+    exact_codes: Mapping[str, Collection[str]] | None = None,
+) -> ImportResult:
+    """Check every row (``divisions`` / ``exact_codes``: see :func:`check_code_target`), then write them all (or
+    nothing: raises :class:`ImportProblems`)."""
     rows, problems = _read(text, CODE_COLUMNS, ("kind", "source_value", "target_value"))
     checked: list[tuple[str, str, str, str | None]] = []
     seen: dict[tuple[str, str], int] = {}
@@ -288,6 +347,10 @@ def import_codes(session: Session, tenant: str, text: str) -> ImportResult:
             target = validate_target(kind, row.get("target_value", ""))
         except ValueError as exc:
             problems.append(f"{where}, column 'target_value': {exc}")
+            continue
+        wrong = check_code_target(kind, target, divisions=divisions, exact_codes=exact_codes)
+        if wrong:
+            problems.append(f"{where}, column 'target_value': {wrong}")
             continue
         if (kind, source) in seen:
             problems.append(f"{where}: {kind} {source!r} is also in row {seen[(kind, source)]}")

@@ -427,7 +427,7 @@ def install(app: FastAPI, guards: dict[str, Any] | None = None) -> None:
                 if kind == "vendors":
                     result = import_vendors(s, cfg.name, text, divisions=cfg.exact.divisions)
                 else:
-                    result = import_codes(s, cfg.name, text)
+                    result = import_codes(s, cfg.name, text, divisions=cfg.exact.divisions)
                 for line in result.changed:
                     _audit(
                         s,

@@ -89,14 +89,18 @@ def connection_env(servers: Servers) -> dict[str, str]:
         "host": servers.exact.url,
         "login": DEMO_CLIENT_ID,
         "password": DEMO_CLIENT_SECRET,
-        "extra": {"redirect_uri": DEMO_REDIRECT_URIS[0]},
+        "extra": {"redirect_uri": DEMO_REDIRECT_URIS[0], "sandbox": True},
     }
     jaggaer = {
         "conn_type": "jaggaer",
         "host": servers.jaggaer_url,
         "login": JAGGAER_CREDS["login"],
         "password": JAGGAER_CREDS["password"],
-        "extra": {"xml_identity": JAGGAER_CREDS["identity"], "xml_shared_secret": JAGGAER_CREDS["xml"]},
+        "extra": {
+            "xml_identity": JAGGAER_CREDS["identity"],
+            "xml_shared_secret": JAGGAER_CREDS["xml"],
+            "sandbox": True,
+        },
     }
     return {
         f"AIRFLOW_CONN_{EXACT_CONN.upper()}": json.dumps(exact),

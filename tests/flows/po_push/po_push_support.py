@@ -76,7 +76,7 @@ def connection_env(s: Servers) -> dict[str, str]:
                 "host": s.exact.url,
                 "login": s.exact.client_id,
                 "password": s.exact.client_secret,
-                "extra": {"redirect_uri": CALLBACK},
+                "extra": {"redirect_uri": CALLBACK, "sandbox": True},
             }
         ),
         f"AIRFLOW_CONN_{JAGGAER_CONN.upper()}": json.dumps(
@@ -85,7 +85,7 @@ def connection_env(s: Servers) -> dict[str, str]:
                 "host": s.jaggaer_url,
                 "login": "mlc-demo",
                 "password": "mlc-demo-secret",
-                "extra": {"xml_identity": "MLCDEMO", "xml_shared_secret": XML_SECRET},
+                "extra": {"xml_identity": "MLCDEMO", "xml_shared_secret": XML_SECRET, "sandbox": True},
             }
         ),
     }

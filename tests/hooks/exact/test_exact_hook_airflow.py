@@ -23,7 +23,7 @@ def conn_json(url: str, secret: str = "mlc-demo-secret", redirect: str = CALLBAC
             "host": url,
             "login": "mlc-demo-client",
             "password": secret,
-            "extra": {"redirect_uri": redirect},
+            "extra": {"redirect_uri": redirect, "sandbox": True},
         }
     )
 

@@ -32,7 +32,7 @@ def shell_env(tmp_path, exact_sandbox) -> dict[str, str]:
                     "host": exact_sandbox.url,
                     "login": "mlc-demo-client",
                     "password": "mlc-demo-secret",
-                    "extra": {"redirect_uri": CALLBACK},
+                    "extra": {"redirect_uri": CALLBACK, "sandbox": True},
                 }
             ),
         }

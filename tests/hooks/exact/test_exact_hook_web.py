@@ -28,7 +28,7 @@ def env(monkeypatch, sqlite_engine, exact_sandbox):
                 "host": exact_sandbox.url,
                 "login": "mlc-demo-client",
                 "password": "mlc-demo-secret",
-                "extra": {"redirect_uri": CALLBACK},
+                "extra": {"redirect_uri": CALLBACK, "sandbox": True},
             }
         ),
     )

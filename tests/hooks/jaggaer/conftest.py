@@ -100,6 +100,7 @@ class Sandbox:
             "xml_url": f"{self.url}/apps/Router",
             "xml_identity": creds["identity"],
             "xml_shared_secret": creds["secret"],
+            "sandbox": True,
         }
         conn: dict[str, Any] = {
             "conn_type": "jaggaer",
