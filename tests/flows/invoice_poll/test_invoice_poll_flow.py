@@ -217,6 +217,23 @@ def test_validation_failures_quarantine_with_an_actionable_reason_and_heal_when_
     assert w.ledger(bad_bu["summary"]["invoiceId"]).state == "posted"
 
 
+def test_a_stored_business_unit_map_to_a_foreign_division_is_named_as_the_cause(sqlite_world: World) -> None:
+    """A code map stored before imports were checked routes UK-OLD to a division the tenant does not have: the
+    quarantine reason names that map and the commands that fix or remove it."""
+    from ml_connector.store.db import session_scope
+    from ml_connector.store.models import CodeMap
+
+    w = sqlite_world
+    with session_scope(w.engine) as s:
+        s.add(CodeMap(tenant="demo", kind="business_unit", source_value="UK-OLD", target_value="999999"))
+    w.invoice(supplier_invoice_number="BU-OLD", business_unit="UK-OLD", lines=[{"unit_price": "10.00"}])
+    summary = w.run()
+    assert summary["counts"]["quarantined"] == 1
+    reason = " ".join(summary["details"])
+    assert "code map business_unit['UK-OLD'] routes to division 999999" in reason
+    assert "mlc mappings delete code --tenant demo --kind business_unit --source 'UK-OLD'" in reason
+
+
 def test_exact_validation_error_quarantines_with_exacts_message_after_one_post(sqlite_world: World) -> None:
     w = sqlite_world
     # Exact supplier 1060 (Redline Couriers) is blocked in Exact: Exact refuses the entry with HTTP 500

@@ -73,7 +73,9 @@ def preview(ctx: FlowContext) -> Outcomes:
         division = route(ctx, rules, header.get("businessUnit"))
         if division is None:
             out.add(
-                "would_quarantine", number, detail=f"invoice {number}: {route_reason(ctx, header.get('businessUnit'))}"
+                "would_quarantine",
+                number,
+                detail=f"invoice {number}: {route_reason(ctx, header.get('businessUnit'), rules)}",
             )
             continue
         per_division[division] += 1

@@ -478,7 +478,16 @@ def route(ctx: FlowContext, rules: CodeRules, business_unit: Any) -> int | None:
     return division
 
 
-def route_reason(ctx: FlowContext, business_unit: Any) -> str:
+def route_reason(ctx: FlowContext, business_unit: Any, rules: CodeRules | None = None) -> str:
+    """Why an invoice's business unit routes to no division, with the fix: a stored code map that points outside
+    the tenant's divisions is named as the cause when there is one."""
+    bad_map = (
+        rules.bad_route(str(business_unit).strip() if business_unit else None, list(ctx.tenant.exact.divisions))
+        if rules
+        else None
+    )
+    if bad_map:
+        return f"{ROUTE_PREFIX}JAGGAER business unit {business_unit!r} is not routed to an Exact division: {bad_map}"
     known = short(f"{bu} -> {div}" for bu, div in ctx.tenant.jaggaer.business_units.items())
     return (
         f"{ROUTE_PREFIX}JAGGAER business unit {business_unit!r} is not routed to an Exact division: add it to "
@@ -584,8 +593,9 @@ def _stage_in_session(ctx: FlowContext, rules: CodeRules, detail: dict[str, Any]
             )
             return False
         if division is None:
-            ledger.transition(s, entry, "quarantined", reason=route_reason(ctx, business_unit), run_id=ctx.run_id)
-            out.add("quarantined", number, detail=f"invoice {number}: {route_reason(ctx, business_unit)}")
+            reason = route_reason(ctx, business_unit, rules)
+            ledger.transition(s, entry, "quarantined", reason=reason, run_id=ctx.run_id)
+            out.add("quarantined", number, detail=f"invoice {number}: {reason}")
             return False
         out.add("extracted", number)
         return False
