@@ -17,26 +17,29 @@ class DbAuditSink:
 
     def record(self, event: AuditEvent) -> None:
         with session_scope(self.engine) as session:
-            session.add(
-                AuditLog(
-                    at=event.at,
-                    tenant=event.tenant,
-                    flow=event.flow,
-                    action=event.action,
-                    division=event.division,
-                    source_id=event.source_id,
-                    source_ref=event.source_ref,
-                    target_id=event.target_id,
-                    target_ref=event.target_ref,
-                    method=event.method,
-                    url=event.url,
-                    http_status=event.status,
-                    outcome=event.outcome,
-                    message=event.message,
-                    run_id=event.run_id,
-                    attempt=event.attempt,
-                )
-            )
+            session.add(audit_row(event))
+
+
+def audit_row(event: AuditEvent) -> AuditLog:
+    """The audit row of one event (to add in the caller's transaction)."""
+    return AuditLog(
+        at=event.at,
+        tenant=event.tenant,
+        flow=event.flow,
+        action=event.action,
+        division=event.division,
+        source_id=event.source_id,
+        source_ref=event.source_ref,
+        target_id=event.target_id,
+        target_ref=event.target_ref,
+        method=event.method,
+        url=event.url,
+        http_status=event.status,
+        outcome=event.outcome,
+        message=event.message,
+        run_id=event.run_id,
+        attempt=event.attempt,
+    )
 
 
 def history(engine: Engine, tenant: str, flow: str, source_id: str) -> list[AuditLog]:
