@@ -40,9 +40,12 @@ from ml_connector.flows.po_push.vendors import known_links, selected, supplier_n
 from ml_connector.flows.runtime import FlowContext, Outcomes
 from ml_connector.store import ledger
 from ml_connector.store.db import session_scope
+from ml_connector.store.lease import LeaseBusy, LeaseLost, PostingLease
 from ml_connector.store.models import AuditLog, LedgerEntry
 
 FLOW = "po_push"
+#: The posting lease's scope: JAGGAER PO writes are exclusive per tenant (all divisions' post stages share it).
+LEASE_SCOPE = "jaggaer"
 
 
 def build_order(
@@ -243,10 +246,33 @@ def post(ctx: FlowContext) -> Outcomes:
             f"connection {ctx.tenant.jaggaer.conn_id!r}: xml_identity and xml_shared_secret are needed to import POs"
         )
     numbers = _supplier_numbers(ctx, division, [p for _, p in items])
-    # PONumbers already held by orders of the tenant, read once for the batch (the target_ref column has no index)
-    owners = po_number_owners(ctx, {p for p in (_provisional_number(ctx, e, p) for e, p in work_items) if p})
-    for entry_id, payload in items:
-        _post_one(ctx, division, entry_id, payload, numbers, owners, outcomes)
+    # PONumbers already held by orders of the tenant, read once for the batch; a number found nowhere is known to be
+    # free (an empty list), so no order asks again (the batch's own claims are added as orders are sent)
+    provisional = {p for p in (_provisional_number(ctx, e, p) for e, p in work_items) if p}
+    owners = po_number_owners(ctx, provisional)
+    for number in provisional:
+        owners.setdefault(number, [])
+    # one post stage writes the tenant's POs to JAGGAER at a time (store.lease), whatever Airflow's pools do
+    lease = ctx.posting_lease(LEASE_SCOPE)
+    try:
+        lease.acquire()
+    except LeaseBusy as busy:
+        ctx.logger.warning("%s", busy)
+        outcomes.add("busy", f"division {division}", detail=str(busy))
+        outcomes.add("not_sent", n=len(items))
+        return outcomes
+    lease.start_heartbeat()
+    try:
+        for n, (entry_id, payload) in enumerate(items):
+            try:
+                _post_one(ctx, division, entry_id, payload, numbers, owners, outcomes, lease)
+            except LeaseLost as lost:
+                ctx.logger.error("%s", lost)
+                outcomes.add("lease_lost", f"division {division}", detail=str(lost))
+                outcomes.add("not_sent", n=len(items) - n)
+                break
+    finally:
+        lease.release()
     return outcomes
 
 
@@ -273,6 +299,7 @@ def _post_one(
     numbers: dict[str, str],
     owners: dict[str, list[Claim]],
     outcomes: Outcomes,
+    lease: PostingLease | None = None,
 ) -> None:
     engine, run_id = ctx.engine, ctx.run_id
     entry = _current(ctx, entry_id)
@@ -281,7 +308,7 @@ def _post_one(
     ref = entry.source_ref or model.order_ref(payload)
     action, skip_reason = decide_action(ctx, entry, payload)
     if action == "skip":
-        ledger.finish(engine, entry_id, "skipped", reason=f"order {ref}: {skip_reason}", run_id=run_id)
+        ledger.finish(engine, entry_id, "skipped", reason=f"order {ref}: {skip_reason}", run_id=run_id, lease=lease)
         outcomes.add("skipped", ref, detail=f"order {ref}: {skip_reason}")
         return
     problems = check_order(ctx.tenant, payload)
@@ -291,7 +318,7 @@ def _post_one(
             # sent before with an unknown outcome: it must be resolved, not parked; a person has to look
             outcomes.add("failed", ref, detail=f"{reason} (left in posting: an earlier attempt's outcome is unknown)")
             return
-        ledger.finish(engine, entry_id, "quarantined", reason=reason, run_id=run_id)
+        ledger.finish(engine, entry_id, "quarantined", reason=reason, run_id=run_id, lease=lease)
         outcomes.add("quarantined", ref, detail=reason)
         return
     supplier_number = numbers.get(payload.get("supplier_id") or "")
@@ -301,7 +328,7 @@ def _post_one(
         who = payload.get("supplier_code") or payload.get("supplier_id")
         reason = f"order {ref}: supplier {who} is not mapped to a JAGGAER supplier yet"
         if entry.state == "pending":
-            ledger.finish(engine, entry_id, "held", reason=reason, run_id=run_id)
+            ledger.finish(engine, entry_id, "held", reason=reason, run_id=run_id, lease=lease)
         outcomes.add("held", ref, detail=reason)
         return
     # The PONumber: the one the order already has in JAGGAER (updates, cancels, resends), else from the format.
@@ -312,27 +339,33 @@ def _post_one(
     if taken:
         # Another order holds this PONumber: sending would update (or cancel) *its* PO in JAGGAER.
         reason = _conflict_reason(ctx, ref, entry, number, taken)
-        ledger.finish(engine, entry_id, "failed", reason=reason, run_id=run_id)
+        ledger.finish(engine, entry_id, "failed", reason=reason, run_id=run_id, lease=lease)
         outcomes.add("failed", ref, detail=reason)
         return
     order = build_order(ctx, payload, action, supplier_number, number=number)
 
     try:
         entry, was_posting = ledger.begin_post(
-            engine, entry_id, run_id, staged_hash=entry.staged_hash, target={"po_number": number}, division=division
+            engine,
+            entry_id,
+            run_id,
+            staged_hash=entry.staged_hash,
+            target={"po_number": number},
+            division=division,
+            lease=lease,
         )
     except ledger.StateChanged as exc:  # another run or stage moved the order meanwhile: it is theirs now
         outcomes.add("unchanged", ref, detail=f"order {ref}: skipped, it changed meanwhile ({exc.state})")
         return
     # from here on the PONumber is (or may be) this order's: later orders of the batch must not take it
     owners.setdefault(number, []).append(Claim(entry.source_id, entry.source_ref, entry.division, "sent it"))
-    result = _send(ctx, division, entry, order, outcomes, ref)
+    result = _send(ctx, division, entry, order, outcomes, ref, lease)
     if result is None:
         return  # ambiguous: left in posting
     if result.ok:
         state = "cancelled" if action == "cancel" else "posted"
         ledger.finish(
-            engine, entry_id, state, target_ref=order.po_number, target_id=result.target_id, run_id=run_id,
+            engine, entry_id, state, target_ref=order.po_number, target_id=result.target_id, run_id=run_id, lease=lease,
             reason=f"JAGGAER PO {order.po_number}: {action} accepted",
         )  # fmt: skip
         outcomes.add({"new": "posted", "update": "updated", "cancel": "cancelled"}[action], ref)
@@ -344,45 +377,60 @@ def _post_one(
                 "sending it (another system, or a reset ledger?). Check the PO in JAGGAER; requeue the order once "
                 "it is safe to overwrite it with an update."
             )
-            ledger.finish(engine, entry_id, "failed", reason=reason, run_id=run_id)
+            ledger.finish(engine, entry_id, "failed", reason=reason, run_id=run_id, lease=lease)
             outcomes.add("failed", ref, detail=reason)
             return
         claims = _claims_by_others(ctx, entry, order.po_number)
         if claims:
             # The PO may be another order's (two orders on one PONumber): an update would overwrite it.
             reason = _conflict_reason(ctx, ref, entry, order.po_number, claims)
-            ledger.finish(engine, entry_id, "failed", reason=reason, run_id=run_id)
+            ledger.finish(engine, entry_id, "failed", reason=reason, run_id=run_id, lease=lease)
             outcomes.add("failed", ref, detail=reason)
             return
         # Our earlier attempt arrived. Send the current data once as an update (the order may have changed since).
         order.action = "update"
-        follow = _send(ctx, division, entry, order, outcomes, ref)
+        if lease is not None:
+            lease.renew()  # fenced below: a stage that lost its lease sends no follow-up
+        follow = _send(ctx, division, entry, order, outcomes, ref, lease)
         if follow is None:
             return
         if not follow.ok:
             reason = f"order {ref}: PO {order.po_number} exists; the follow-up update was refused: {follow.summary()}"
-            ledger.finish(engine, entry_id, "failed", reason=reason, target_ref=order.po_number, run_id=run_id)
+            ledger.finish(
+                engine, entry_id, "failed", reason=reason, target_ref=order.po_number, run_id=run_id, lease=lease
+            )
             outcomes.add("failed", ref, detail=reason)
             return
         ledger.finish(
             engine, entry_id, "posted", target_ref=order.po_number, target_id=follow.target_id, run_id=run_id,
-            reason=f"JAGGAER PO {order.po_number}: an earlier attempt had arrived; recovered",
+            lease=lease, reason=f"JAGGAER PO {order.po_number}: an earlier attempt had arrived; recovered",
         )  # fmt: skip
         outcomes.add("posted", ref, detail=f"order {ref}: PO {order.po_number} recovered after an ambiguous attempt")
         return
     if action == "cancel" and entry.posted_hash is None:
         # The PO was never confirmed created, and JAGGAER refuses to cancel it: it never arrived.
         reason = f"order {ref}: nothing to cancel in JAGGAER ({result.summary()})"
-        ledger.finish(engine, entry_id, "skipped", reason=reason, run_id=run_id)
+        ledger.finish(engine, entry_id, "skipped", reason=reason, run_id=run_id, lease=lease)
         outcomes.add("skipped", ref, detail=reason)
         return
     reason = f"order {ref}: JAGGAER refused PO {order.po_number} ({action}): {result.summary()}"
-    ledger.finish(engine, entry_id, "failed", reason=reason, target_ref=entry.target_ref, run_id=run_id)
+    ledger.finish(engine, entry_id, "failed", reason=reason, target_ref=entry.target_ref, run_id=run_id, lease=lease)
     outcomes.add("failed", ref, detail=reason)
 
 
-def _send(ctx: FlowContext, division: int, entry: LedgerEntry, order: Any, outcomes: Outcomes, ref: str) -> Any:
-    """One import; ``None`` (and the entry left in ``posting``) when the outcome is unknown."""
+def _send(
+    ctx: FlowContext,
+    division: int,
+    entry: LedgerEntry,
+    order: Any,
+    outcomes: Outcomes,
+    ref: str,
+    lease: PostingLease | None = None,
+) -> Any:
+    """One import; ``None`` (and the entry left in ``posting``) when the outcome is unknown. Nothing leaves once
+    the stage's posting lease is lost (``LeaseLost``)."""
+    if lease is not None:
+        lease.check()
     audit_ctx = ctx.audit_ctx(
         f"po_{order.action}",
         division=division,
