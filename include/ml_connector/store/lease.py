@@ -41,7 +41,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from ml_connector.errors import ConfigError
@@ -186,9 +187,19 @@ class PostingLease:
 
     def _try_acquire(self) -> tuple[str, datetime | None] | None:
         """``None`` when taken; else ``(holder, expires_at)`` of the live holder."""
+        try:
+            return self._take()
+        except OperationalError as exc:
+            # the lease row is locked by a stage inside a transaction (e.g. frozen right there): busy for now
+            self.log.warning("%s: lease row busy (%s)", self.where, str(exc).splitlines()[0][:200])
+            return "a stage holding the lease row in an open transaction", None
+
+    def _take(self) -> tuple[str, datetime | None] | None:
         mono = time.monotonic()
         now = _now()
         with session_scope(self.engine) as s:
+            if s.get_bind().dialect.name == "postgresql":
+                s.execute(text("SET LOCAL lock_timeout = '2s'"))
             row = self._row(s)
             if row is None:
                 from ml_connector.store.ledger import insert_ignore

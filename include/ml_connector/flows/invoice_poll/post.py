@@ -353,6 +353,8 @@ class Poster:
                     raise DivisionStopped(
                         f"{self.errors} error answers from Exact for division {self.division} in this run"
                     )
+                if self.lease is not None:
+                    self.lease.check()  # a stage that was frozen past its lease stops here, before reading on
                 if self.lookup is None:
                     try:
                         self.lookup = self._look_up(entry_ids[n:])

@@ -265,6 +265,7 @@ def post(ctx: FlowContext) -> Outcomes:
     try:
         for n, (entry_id, payload) in enumerate(items):
             try:
+                lease.check()  # a stage that was frozen past its lease stops here
                 _post_one(ctx, division, entry_id, payload, numbers, owners, outcomes, lease)
             except LeaseLost as lost:
                 ctx.logger.error("%s", lost)
