@@ -340,8 +340,11 @@ def finish(
 
     ``lease``: the stage's posting lease. An entry in ``posting`` under another stage's live claim is not touched;
     a stage that lost its lease records only the outcome of its own claim. False when nothing was recorded
-    (the audit rows are written either way: they say what was sent)."""
-    with session_scope(engine) as session:
+    (the audit rows are written either way: they say what was sent).
+
+    Committed without a disk sync on SQLite (``session_scope(durable=False)``): an outcome lost to a power cut leaves
+    the record ``posting``, which is looked up in the target before anything is resent."""
+    with session_scope(engine, durable=False) as session:
         for event in audit_events:
             session.add(audit_row(event))
         entry = session.get(LedgerEntry, entry_id, with_for_update=True, populate_existing=True)

@@ -13,7 +13,8 @@ concurrent extract may have cancelled or changed it since the batch was listed: 
 2. ``ledger.begin_post`` commits ``posting`` *before* the POST goes out, only if the entry is still in the state
    and version just read (else it is skipped), and keeps where the write goes;
 3. ``POST purchaseentry/PurchaseEntries`` (one audit row per attempt: source = JAGGAER invoiceId and number);
-4. success: ``ledger.finish(posted, target_id=EntryID, target_ref=EntryNumber)``;
+4. success: ``ledger.finish(posted, target_id=EntryID, target_ref=EntryNumber)`` (with the POST's audit row: one
+   commit);
 5. Exact refused it (a validation error, HTTP 500 with Exact's body, or 400): ``quarantined`` with Exact's message
    — never sent again blindly (Exact blocks apps that collect errors); any other refusal (403, 404, 409, ...):
    ``failed``, not picked up again either (``POST_STATES``) until the invoice changes in JAGGAER or an admin
@@ -73,6 +74,7 @@ from ml_connector.jaggaer import j1p
 from ml_connector.mappings.codes import CodeRules
 from ml_connector.mappings.vendors import JaggaerVendor, find_link
 from ml_connector.store import ledger
+from ml_connector.store.audit import deferred, take_deferred
 from ml_connector.store.db import session_scope
 from ml_connector.store.lease import LeaseBusy, LeaseLost, PostingLease
 from ml_connector.store.models import AuditLog, LedgerEntry, StagedRecord
@@ -459,6 +461,7 @@ class Poster:
                 target_ref=str(row.get("EntryNumber")) if row.get("EntryNumber") is not None else None,
                 run_id=self.ctx.run_id,
                 lease=self.lease,
+                audit_events=take_deferred(self.ctx.audit),
             )
             if recorded:
                 self.out.add("found_in_exact", number, detail=f"invoice {number}: {how}")
@@ -537,6 +540,7 @@ class Poster:
             target_ref=target_ref,
             run_id=self.ctx.run_id,
             lease=self.lease,
+            audit_events=take_deferred(self.ctx.audit),
         )
         self.out.add("posted", number, detail=f"invoice {number}: {how} (entry {target_ref})")
 
@@ -547,7 +551,15 @@ class Poster:
             f"invoice (if it is, nothing needs posting; if not, post it by hand or correct the Exact entry, then "
             f"{_requeue_hint(self.ctx, source_id)})"
         )
-        ledger.finish(self.ctx.engine, entry_id, "failed", reason=reason, run_id=self.ctx.run_id, lease=self.lease)
+        ledger.finish(
+            self.ctx.engine,
+            entry_id,
+            "failed",
+            reason=reason,
+            run_id=self.ctx.run_id,
+            lease=self.lease,
+            audit_events=take_deferred(self.ctx.audit),
+        )
         self.out.add("failed", number, detail=f"invoice {number}: {reason}")
 
     def search(self, entry: LedgerEntry, target: Target, number: str) -> Match | None:
@@ -718,7 +730,8 @@ class Poster:
         except ledger.StateChanged as exc:
             ctx.logger.info("invoice %s: %s; skipped", number, exc)
             return
-        self._send(entry_id, source_id, number, planned, attempt=begun.attempts)
+        with deferred(ctx.audit):  # the POST's audit row is committed with its outcome (ledger.finish)
+            self._send(entry_id, source_id, number, planned, attempt=begun.attempts)
 
     def _send(self, entry_id: int, source_id: str, number: str, planned: PlannedEntry, *, attempt: int) -> None:
         ctx = self.ctx
@@ -746,7 +759,14 @@ class Poster:
                     )
                     state = "failed"
                 ledger.finish(
-                    ctx.engine, entry_id, state, reason=reason, run_id=ctx.run_id, clear_target=True, lease=self.lease
+                    ctx.engine,
+                    entry_id,
+                    state,
+                    reason=reason,
+                    run_id=ctx.run_id,
+                    clear_target=True,
+                    lease=self.lease,
+                    audit_events=take_deferred(self.ctx.audit),
                 )
                 self.out.add(state, number, detail=f"invoice {number}: {reason}")
                 # counts the error; a division-wide refusal (403, 404, ...) stops the batch here
@@ -803,6 +823,7 @@ class Poster:
                     run_id=ctx.run_id,
                     clear_target=True,
                     lease=self.lease,
+                    audit_events=take_deferred(self.ctx.audit),
                 )
                 raise
             except TransientError:
@@ -817,6 +838,7 @@ class Poster:
                 target_ref=str(entry_number) if entry_number is not None else None,
                 run_id=ctx.run_id,
                 lease=self.lease,
+                audit_events=take_deferred(self.ctx.audit),
             )
             self.out.add("posted", number)
             return

@@ -39,6 +39,7 @@ from ml_connector.flows.po_push.validate import check_order, line_accounting, po
 from ml_connector.flows.po_push.vendors import known_links, selected, supplier_number_of
 from ml_connector.flows.runtime import FlowContext, Outcomes
 from ml_connector.store import ledger
+from ml_connector.store.audit import deferred, take_deferred
 from ml_connector.store.db import session_scope
 from ml_connector.store.lease import LeaseBusy, LeaseLost, PostingLease
 from ml_connector.store.models import AuditLog, LedgerEntry
@@ -266,7 +267,8 @@ def post(ctx: FlowContext) -> Outcomes:
         for n, (entry_id, payload) in enumerate(items):
             try:
                 lease.check()  # a stage that was frozen past its lease stops here
-                _post_one(ctx, division, entry_id, payload, numbers, owners, outcomes, lease)
+                with deferred(ctx.audit):  # each import's audit row is committed with its outcome
+                    _post_one(ctx, division, entry_id, payload, numbers, owners, outcomes, lease)
             except LeaseLost as lost:
                 ctx.logger.error("%s", lost)
                 outcomes.add("lease_lost", f"division {division}", detail=str(lost))
@@ -309,7 +311,15 @@ def _post_one(
     ref = entry.source_ref or model.order_ref(payload)
     action, skip_reason = decide_action(ctx, entry, payload)
     if action == "skip":
-        ledger.finish(engine, entry_id, "skipped", reason=f"order {ref}: {skip_reason}", run_id=run_id, lease=lease)
+        ledger.finish(
+            engine,
+            entry_id,
+            "skipped",
+            reason=f"order {ref}: {skip_reason}",
+            run_id=run_id,
+            lease=lease,
+            audit_events=take_deferred(ctx.audit),
+        )
         outcomes.add("skipped", ref, detail=f"order {ref}: {skip_reason}")
         return
     problems = check_order(ctx.tenant, payload)
@@ -319,7 +329,15 @@ def _post_one(
             # sent before with an unknown outcome: it must be resolved, not parked; a person has to look
             outcomes.add("failed", ref, detail=f"{reason} (left in posting: an earlier attempt's outcome is unknown)")
             return
-        ledger.finish(engine, entry_id, "quarantined", reason=reason, run_id=run_id, lease=lease)
+        ledger.finish(
+            engine,
+            entry_id,
+            "quarantined",
+            reason=reason,
+            run_id=run_id,
+            lease=lease,
+            audit_events=take_deferred(ctx.audit),
+        )
         outcomes.add("quarantined", ref, detail=reason)
         return
     supplier_number = numbers.get(payload.get("supplier_id") or "")
@@ -329,7 +347,15 @@ def _post_one(
         who = payload.get("supplier_code") or payload.get("supplier_id")
         reason = f"order {ref}: supplier {who} is not mapped to a JAGGAER supplier yet"
         if entry.state == "pending":
-            ledger.finish(engine, entry_id, "held", reason=reason, run_id=run_id, lease=lease)
+            ledger.finish(
+                engine,
+                entry_id,
+                "held",
+                reason=reason,
+                run_id=run_id,
+                lease=lease,
+                audit_events=take_deferred(ctx.audit),
+            )
         outcomes.add("held", ref, detail=reason)
         return
     # The PONumber: the one the order already has in JAGGAER (updates, cancels, resends), else from the format.
@@ -340,7 +366,9 @@ def _post_one(
     if taken:
         # Another order holds this PONumber: sending would update (or cancel) *its* PO in JAGGAER.
         reason = _conflict_reason(ctx, ref, entry, number, taken)
-        ledger.finish(engine, entry_id, "failed", reason=reason, run_id=run_id, lease=lease)
+        ledger.finish(
+            engine, entry_id, "failed", reason=reason, run_id=run_id, lease=lease, audit_events=take_deferred(ctx.audit)
+        )
         outcomes.add("failed", ref, detail=reason)
         return
     order = build_order(ctx, payload, action, supplier_number, number=number)
@@ -367,7 +395,7 @@ def _post_one(
         state = "cancelled" if action == "cancel" else "posted"
         ledger.finish(
             engine, entry_id, state, target_ref=order.po_number, target_id=result.target_id, run_id=run_id, lease=lease,
-            reason=f"JAGGAER PO {order.po_number}: {action} accepted",
+            reason=f"JAGGAER PO {order.po_number}: {action} accepted", audit_events=take_deferred(ctx.audit),
         )  # fmt: skip
         outcomes.add({"new": "posted", "update": "updated", "cancel": "cancelled"}[action], ref)
         return
@@ -378,14 +406,30 @@ def _post_one(
                 "sending it (another system, or a reset ledger?). Check the PO in JAGGAER; requeue the order once "
                 "it is safe to overwrite it with an update."
             )
-            ledger.finish(engine, entry_id, "failed", reason=reason, run_id=run_id, lease=lease)
+            ledger.finish(
+                engine,
+                entry_id,
+                "failed",
+                reason=reason,
+                run_id=run_id,
+                lease=lease,
+                audit_events=take_deferred(ctx.audit),
+            )
             outcomes.add("failed", ref, detail=reason)
             return
         claims = _claims_by_others(ctx, entry, order.po_number)
         if claims:
             # The PO may be another order's (two orders on one PONumber): an update would overwrite it.
             reason = _conflict_reason(ctx, ref, entry, order.po_number, claims)
-            ledger.finish(engine, entry_id, "failed", reason=reason, run_id=run_id, lease=lease)
+            ledger.finish(
+                engine,
+                entry_id,
+                "failed",
+                reason=reason,
+                run_id=run_id,
+                lease=lease,
+                audit_events=take_deferred(ctx.audit),
+            )
             outcomes.add("failed", ref, detail=reason)
             return
         # Our earlier attempt arrived. Send the current data once as an update (the order may have changed since).
@@ -398,24 +442,49 @@ def _post_one(
         if not follow.ok:
             reason = f"order {ref}: PO {order.po_number} exists; the follow-up update was refused: {follow.summary()}"
             ledger.finish(
-                engine, entry_id, "failed", reason=reason, target_ref=order.po_number, run_id=run_id, lease=lease
+                engine,
+                entry_id,
+                "failed",
+                reason=reason,
+                target_ref=order.po_number,
+                run_id=run_id,
+                lease=lease,
+                audit_events=take_deferred(ctx.audit),
             )
             outcomes.add("failed", ref, detail=reason)
             return
         ledger.finish(
             engine, entry_id, "posted", target_ref=order.po_number, target_id=follow.target_id, run_id=run_id,
             lease=lease, reason=f"JAGGAER PO {order.po_number}: an earlier attempt had arrived; recovered",
+            audit_events=take_deferred(ctx.audit),
         )  # fmt: skip
         outcomes.add("posted", ref, detail=f"order {ref}: PO {order.po_number} recovered after an ambiguous attempt")
         return
     if action == "cancel" and entry.posted_hash is None:
         # The PO was never confirmed created, and JAGGAER refuses to cancel it: it never arrived.
         reason = f"order {ref}: nothing to cancel in JAGGAER ({result.summary()})"
-        ledger.finish(engine, entry_id, "skipped", reason=reason, run_id=run_id, lease=lease)
+        ledger.finish(
+            engine,
+            entry_id,
+            "skipped",
+            reason=reason,
+            run_id=run_id,
+            lease=lease,
+            audit_events=take_deferred(ctx.audit),
+        )
         outcomes.add("skipped", ref, detail=reason)
         return
     reason = f"order {ref}: JAGGAER refused PO {order.po_number} ({action}): {result.summary()}"
-    ledger.finish(engine, entry_id, "failed", reason=reason, target_ref=entry.target_ref, run_id=run_id, lease=lease)
+    ledger.finish(
+        engine,
+        entry_id,
+        "failed",
+        reason=reason,
+        target_ref=entry.target_ref,
+        run_id=run_id,
+        lease=lease,
+        audit_events=take_deferred(ctx.audit),
+    )
     outcomes.add("failed", ref, detail=reason)
 
 
