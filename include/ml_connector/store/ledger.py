@@ -333,8 +333,14 @@ def finish(
     clear_target: bool = False,
     lease: PostingLease | None = None,
     audit_events: Iterable[AuditEvent] = (),
+    expect_state: str | None = None,
+    expect_hash: str | None = None,
 ) -> bool:
-    """Record the outcome of a write. ``clear_target``: the write is known to have created nothing at the target
+    """Record the outcome of a write (or a decision taken without one).
+
+    ``expect_state`` / ``expect_hash``: the state and staged version the caller decided from (read earlier, e.g.
+    with its batch); when the entry moved on meanwhile nothing is recorded (False) — a decision about an old version
+    never overwrites a newer one. ``clear_target``: the write is known to have created nothing at the target
     (refused, or never sent), so there is nothing to look up any more. ``audit_events``: the attempt's audit rows,
     written in this same transaction (one commit for outcome and audit).
 
@@ -355,6 +361,10 @@ def finish(
                 return False
         elif lease is not None and lease.lost and entry.state != "posting":
             return False  # settled meanwhile by the stage that took over
+        if (expect_state is not None and entry.state != expect_state) or (
+            expect_hash is not None and entry.staged_hash != expect_hash
+        ):
+            return False
         if clear_target:
             entry.attempt_division = None
             entry.attempt_target = None

@@ -291,6 +291,12 @@ def _requeue_hint(ctx: FlowContext, source_id: str) -> str:
     return f"`mlc ledger requeue --tenant {ctx.tenant.name} --flow {FLOW} {source_id}`"
 
 
+#: Invoices read ahead per transaction (entry, staged version, vendor link).
+CHUNK = 500
+#: An invoice as read for posting: the ledger entry (expunged), its staged payload, its vendor's Exact supplier.
+Loaded = tuple[LedgerEntry, dict[str, Any], str | None]
+
+
 class Poster:
     def __init__(
         self, ctx: FlowContext, division: int, master: MasterData | None, lease: PostingLease | None = None
@@ -300,6 +306,7 @@ class Poster:
         self._master = master
         self.lease = lease
         self.lookup: Lookup | None = None
+        self._accounts: dict[str, str | None] = {}  # JAGGAER vendor id -> Exact supplier (this run's links)
         self.out = Outcomes()
         with session_scope(ctx.engine) as s:
             self.rules = CodeRules.load(s, ctx.tenant)
@@ -349,6 +356,7 @@ class Poster:
         if self.stopped:
             self._count_stop(self.stopped, len(entry_ids))
             return
+        ahead: dict[int, Loaded] = {}
         for n, entry_id in enumerate(entry_ids):
             try:
                 if self.errors >= MAX_ERRORS_PER_RUN:
@@ -357,6 +365,8 @@ class Poster:
                     )
                 if self.lease is not None:
                     self.lease.check()  # a stage that was frozen past its lease stops here, before reading on
+                if entry_id not in ahead:
+                    ahead = self._load_chunk(entry_ids[n : n + CHUNK])
                 if self.lookup is None:
                     try:
                         self.lookup = self._look_up(entry_ids[n:])
@@ -367,7 +377,7 @@ class Poster:
                         )
                         self.out.add("not_sent", n=len(entry_ids) - n)
                         return
-                self.post_one(entry_id)
+                self.post_one(entry_id, ahead.pop(entry_id, None))
             except DivisionStopped as stop:
                 self._stop(stop, len(entry_ids) - n - (1 if stop.current_done else 0))
                 return
@@ -384,7 +394,7 @@ class Poster:
         """Read, in one paged request, the Exact entries of the suppliers of the batch's new invoices (``look``)."""
         suppliers: set[str] = set()
         dates: list[date] = []
-        accounts: dict[str, str | None] = {}
+        accounts = self._accounts
         with session_scope(self.ctx.engine) as s:
             for start in range(0, len(entry_ids), 500):
                 rows = s.execute(
@@ -461,6 +471,8 @@ class Poster:
                 target_ref=str(row.get("EntryNumber")) if row.get("EntryNumber") is not None else None,
                 run_id=self.ctx.run_id,
                 lease=self.lease,
+                expect_state="pending",
+                expect_hash=entry.staged_hash,
                 audit_events=take_deferred(self.ctx.audit),
             )
             if recorded:
@@ -526,12 +538,12 @@ class Poster:
             s.expunge(entry)
             return entry, payload, (link.exact_account_id if link is not None else None)
 
-    def found(self, entry_id: int, number: str, match: Match, how: str) -> None:
+    def found(self, entry_id: int, number: str, match: Match, how: str, *, expect_state: str | None = None) -> None:
         row = match.row
         target_ref = str(row.get("EntryNumber")) if row.get("EntryNumber") is not None else None
         if match.kind == "by_hand":
             how += " (an entry keyed by hand with the same YourRef, supplier, amount and date)"
-        ledger.finish(
+        if ledger.finish(
             self.ctx.engine,
             entry_id,
             "posted",
@@ -541,17 +553,20 @@ class Poster:
             run_id=self.ctx.run_id,
             lease=self.lease,
             audit_events=take_deferred(self.ctx.audit),
-        )
-        self.out.add("posted", number, detail=f"invoice {number}: {how} (entry {target_ref})")
+            expect_state=expect_state,
+        ):
+            self.out.add("posted", number, detail=f"invoice {number}: {how} (entry {target_ref})")
 
-    def unclear(self, entry_id: int, source_id: str, number: str, match: Match) -> None:
+    def unclear(
+        self, entry_id: int, source_id: str, number: str, match: Match, *, expect_state: str | None = None
+    ) -> None:
         reason = (
             f"an earlier attempt's outcome is unknown and Exact holds an entry that may be this invoice: "
             f"{match.note}. Not posted again and not marked posted: check in Exact whether that entry is this "
             f"invoice (if it is, nothing needs posting; if not, post it by hand or correct the Exact entry, then "
             f"{_requeue_hint(self.ctx, source_id)})"
         )
-        ledger.finish(
+        if ledger.finish(
             self.ctx.engine,
             entry_id,
             "failed",
@@ -559,8 +574,9 @@ class Poster:
             run_id=self.ctx.run_id,
             lease=self.lease,
             audit_events=take_deferred(self.ctx.audit),
-        )
-        self.out.add("failed", number, detail=f"invoice {number}: {reason}")
+            expect_state=expect_state,
+        ):
+            self.out.add("failed", number, detail=f"invoice {number}: {reason}")
 
     def search(self, entry: LedgerEntry, target: Target, number: str) -> Match | None:
         refs = _your_refs(self.ctx, entry.source_id, [target.your_ref])
@@ -630,9 +646,36 @@ class Poster:
             return Target(division=self.division, supplier=account, invoice_number=entry.source_ref)
         return None
 
-    def post_one(self, entry_id: int) -> None:
+    def _load_chunk(self, entry_ids: list[int]) -> dict[int, Loaded]:
+        """:meth:`_load` for up to :data:`CHUNK` invoices in one transaction (links looked up once per vendor).
+        Read ahead of their turn: every decision taken from them is guarded by the state and version read here
+        (``ledger.begin_post`` / ``finish(expect_state=, expect_hash=)``)."""
+        out: dict[int, Loaded] = {}
+        with session_scope(self.ctx.engine) as s:
+            rows = s.execute(
+                select(LedgerEntry, StagedRecord.payload)
+                .join(
+                    StagedRecord,
+                    (StagedRecord.tenant == LedgerEntry.tenant)
+                    & (StagedRecord.flow == LedgerEntry.flow)
+                    & (StagedRecord.source_id == LedgerEntry.source_id)
+                    & (StagedRecord.payload_hash == LedgerEntry.staged_hash),
+                )
+                .where(LedgerEntry.id.in_(entry_ids))
+            ).all()
+            for entry, payload in rows:
+                vendor = _vendor(payload)
+                if vendor.id not in self._accounts:
+                    link = find_link(s, self.ctx.tenant.name, self.division, vendor)
+                    self._accounts[vendor.id] = link.exact_account_id if link is not None else None
+                s.expunge(entry)
+                out[entry.id] = (entry, payload, self._accounts[vendor.id])
+        return out
+
+    def post_one(self, entry_id: int, loaded: Loaded | None = None) -> None:
         ctx = self.ctx
-        loaded = self._load(entry_id)
+        if loaded is None:
+            loaded = self._load(entry_id)
         if loaded is None:
             return
         entry, payload, account = loaded
@@ -683,10 +726,12 @@ class Poster:
                 return
             searched = True
             if match is not None and match.kind in ("ours", "by_hand"):
-                self.found(entry_id, number, match, "found in Exact after an interrupted attempt")
+                self.found(
+                    entry_id, number, match, "found in Exact after an interrupted attempt", expect_state=entry.state
+                )
                 return
             if match is not None:
-                self.unclear(entry_id, source_id, number, match)
+                self.unclear(entry_id, source_id, number, match, expect_state=entry.state)
                 return
 
         if not account:

@@ -231,28 +231,13 @@ def post(ctx: FlowContext) -> Outcomes:
     if ctx.dry_run:
         return outcomes
     division = ctx.division
-    with session_scope(ctx.engine) as session:
-        work = selected(
-            ctx, ledger.entries(session, ctx.tenant.name, FLOW, states=("pending", "posting"), division=division)
-        )
-        work_items = [(e, ledger.staged_payload(session, e)) for e in work]
-        for e, _ in work_items:
-            session.expunge(e)
-    items = [(e.id, p) for e, p in work_items]
-    if not items:
+    if not _batch(ctx, division):
         return outcomes
     cfg = ctx.jaggaer_hook().config  # connection problems fail the task here, before anything is marked posting
     if not cfg.xml_identity or not cfg.xml_shared_secret:
         raise ConfigError(
             f"connection {ctx.tenant.jaggaer.conn_id!r}: xml_identity and xml_shared_secret are needed to import POs"
         )
-    numbers = _supplier_numbers(ctx, division, [p for _, p in items])
-    # PONumbers already held by orders of the tenant, read once for the batch; a number found nowhere is known to be
-    # free (an empty list), so no order asks again (the batch's own claims are added as orders are sent)
-    provisional = {p for p in (_provisional_number(ctx, e, p) for e, p in work_items) if p}
-    owners = po_number_owners(ctx, provisional)
-    for number in provisional:
-        owners.setdefault(number, [])
     # one post stage writes the tenant's POs to JAGGAER at a time (store.lease), whatever Airflow's pools do
     lease = ctx.posting_lease(LEASE_SCOPE)
     try:
@@ -260,15 +245,24 @@ def post(ctx: FlowContext) -> Outcomes:
     except LeaseBusy as busy:
         ctx.logger.warning("%s", busy)
         outcomes.add("busy", f"division {division}", detail=str(busy))
-        outcomes.add("not_sent", n=len(items))
+        outcomes.add("not_sent", n=len(_batch(ctx, division)))
         return outcomes
     lease.start_heartbeat()
     try:
-        for n, (entry_id, payload) in enumerate(items):
+        # listed again under the lease: what a stage that held it before left is seen as it is now
+        items = _batch(ctx, division)
+        numbers = _supplier_numbers(ctx, division, [p for _, p in items])
+        # PONumbers already held by orders of the tenant, read once for the batch; a number found nowhere is known to
+        # be free (an empty list), so no order asks again (the batch's own claims are added as orders are sent)
+        provisional = {p for p in (_provisional_number(ctx, e, p) for e, p in items) if p}
+        owners = po_number_owners(ctx, provisional)
+        for number in provisional:
+            owners.setdefault(number, [])
+        for n, (entry, payload) in enumerate(items):
             try:
                 lease.check()  # a stage that was frozen past its lease stops here
                 with deferred(ctx.audit):  # each import's audit row is committed with its outcome
-                    _post_one(ctx, division, entry_id, payload, numbers, owners, outcomes, lease)
+                    _post_one(ctx, division, entry, payload, numbers, owners, outcomes, lease)
             except LeaseLost as lost:
                 ctx.logger.error("%s", lost)
                 outcomes.add("lease_lost", f"division {division}", detail=str(lost))
@@ -279,6 +273,20 @@ def post(ctx: FlowContext) -> Outcomes:
     return outcomes
 
 
+def _batch(ctx: FlowContext, division: int) -> list[tuple[LedgerEntry, dict[str, Any]]]:
+    """The division's orders to send (pending, and posting left by an earlier attempt) with their staged payloads,
+    entries expunged. Every decision taken from them is guarded by the state and version read here
+    (``ledger.begin_post`` / ``finish(expect_state=, expect_hash=)``): one fewer transaction per order."""
+    with session_scope(ctx.engine) as session:
+        work = selected(
+            ctx, ledger.entries(session, ctx.tenant.name, FLOW, states=("pending", "posting"), division=division)
+        )
+        items = [(e, ledger.staged_payload(session, e)) for e in work]
+        for e, _ in items:
+            session.expunge(e)
+    return items
+
+
 def _provisional_number(ctx: FlowContext, entry: LedgerEntry, payload: dict[str, Any]) -> str | None:
     try:
         return entry.target_ref or po_number(ctx.tenant, payload)
@@ -286,32 +294,23 @@ def _provisional_number(ctx: FlowContext, entry: LedgerEntry, payload: dict[str,
         return None
 
 
-def _current(ctx: FlowContext, entry_id: int) -> LedgerEntry | None:
-    with session_scope(ctx.engine) as session:
-        entry = session.get(LedgerEntry, entry_id)
-        if entry is not None:
-            session.expunge(entry)
-        return entry
-
-
 def _post_one(
     ctx: FlowContext,
     division: int,
-    entry_id: int,
+    entry: LedgerEntry,
     payload: dict[str, Any],
     numbers: dict[str, str],
     owners: dict[str, list[Claim]],
     outcomes: Outcomes,
     lease: PostingLease | None = None,
 ) -> None:
-    engine, run_id = ctx.engine, ctx.run_id
-    entry = _current(ctx, entry_id)
-    if entry is None or entry.state not in ("pending", "posting"):
-        return  # another attempt finished it meanwhile
+    engine, run_id, entry_id = ctx.engine, ctx.run_id, entry.id
+    # decisions before the import are recorded only if the order is still as read with the batch
+    read_as = {"expect_state": entry.state, "expect_hash": entry.staged_hash}
     ref = entry.source_ref or model.order_ref(payload)
     action, skip_reason = decide_action(ctx, entry, payload)
     if action == "skip":
-        ledger.finish(
+        if ledger.finish(
             engine,
             entry_id,
             "skipped",
@@ -319,8 +318,9 @@ def _post_one(
             run_id=run_id,
             lease=lease,
             audit_events=take_deferred(ctx.audit),
-        )
-        outcomes.add("skipped", ref, detail=f"order {ref}: {skip_reason}")
+            **read_as,
+        ):
+            outcomes.add("skipped", ref, detail=f"order {ref}: {skip_reason}")
         return
     problems = check_order(ctx.tenant, payload)
     if problems:
@@ -329,7 +329,7 @@ def _post_one(
             # sent before with an unknown outcome: it must be resolved, not parked; a person has to look
             outcomes.add("failed", ref, detail=f"{reason} (left in posting: an earlier attempt's outcome is unknown)")
             return
-        ledger.finish(
+        if ledger.finish(
             engine,
             entry_id,
             "quarantined",
@@ -337,8 +337,9 @@ def _post_one(
             run_id=run_id,
             lease=lease,
             audit_events=take_deferred(ctx.audit),
-        )
-        outcomes.add("quarantined", ref, detail=reason)
+            **read_as,
+        ):
+            outcomes.add("quarantined", ref, detail=reason)
         return
     supplier_number = numbers.get(payload.get("supplier_id") or "")
     if supplier_number is None and action == "cancel":
@@ -346,16 +347,17 @@ def _post_one(
     if supplier_number is None:
         who = payload.get("supplier_code") or payload.get("supplier_id")
         reason = f"order {ref}: supplier {who} is not mapped to a JAGGAER supplier yet"
-        if entry.state == "pending":
-            ledger.finish(
-                engine,
-                entry_id,
-                "held",
-                reason=reason,
-                run_id=run_id,
-                lease=lease,
-                audit_events=take_deferred(ctx.audit),
-            )
+        if entry.state == "pending" and not ledger.finish(
+            engine,
+            entry_id,
+            "held",
+            reason=reason,
+            run_id=run_id,
+            lease=lease,
+            audit_events=take_deferred(ctx.audit),
+            **read_as,
+        ):
+            return  # changed meanwhile
         outcomes.add("held", ref, detail=reason)
         return
     # The PONumber: the one the order already has in JAGGAER (updates, cancels, resends), else from the format.
@@ -366,10 +368,17 @@ def _post_one(
     if taken:
         # Another order holds this PONumber: sending would update (or cancel) *its* PO in JAGGAER.
         reason = _conflict_reason(ctx, ref, entry, number, taken)
-        ledger.finish(
-            engine, entry_id, "failed", reason=reason, run_id=run_id, lease=lease, audit_events=take_deferred(ctx.audit)
-        )
-        outcomes.add("failed", ref, detail=reason)
+        if ledger.finish(
+            engine,
+            entry_id,
+            "failed",
+            reason=reason,
+            run_id=run_id,
+            lease=lease,
+            audit_events=take_deferred(ctx.audit),
+            **read_as,
+        ):
+            outcomes.add("failed", ref, detail=reason)
         return
     order = build_order(ctx, payload, action, supplier_number, number=number)
 
@@ -378,6 +387,7 @@ def _post_one(
             engine,
             entry_id,
             run_id,
+            states=(entry.state,),
             staged_hash=entry.staged_hash,
             target={"po_number": number},
             division=division,
