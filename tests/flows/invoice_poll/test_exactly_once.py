@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -169,8 +169,8 @@ def test_api_call_budget_and_no_429_at_60_calls_a_minute(sqlite_world: World) ->
 
     # E: the entries the look-up had to read (the run's suppliers, from a month before the invoice date)
     run_suppliers = {e["Supplier"] for e in w.entries(DIV_MFG) if str(e.get("YourRef", "")).startswith("BUD-")}
-    since = (w.day - timedelta(days=31)).isoformat()
-    e_read = len([e for e in before if e["Supplier"] in run_suppliers and str(e["EntryDate"])[:10] >= since])
+    since = datetime.combine(w.day - timedelta(days=31), time(0), tzinfo=UTC).timestamp() * 1000  # epoch ms
+    e_read = len([e for e in before if e["Supplier"] in run_suppliers and e["EntryDate"] >= since])
     pages = math.ceil(n / page_size)
     jag = w.jag("GET", "calls")["by_endpoint"]
     assert jag.get("GET /j1p/api/public/ji/v1/invoices") == pages

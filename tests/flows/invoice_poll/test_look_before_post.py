@@ -5,7 +5,7 @@ held for a person with both amounts; the look-up is one batched read, whatever t
 from __future__ import annotations
 
 import copy
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from invoice_poll_support import DIV_MFG, World
@@ -22,6 +22,11 @@ from ml_connector.store import ledger
 from ml_connector.store.db import session_scope
 
 
+def _day(epoch_ms: int) -> date:
+    """An entry date as the sandbox's admin view gives it (epoch milliseconds, UTC)."""
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).date()
+
+
 def _posts(w: World) -> list[dict[str, Any]]:
     return [c for c in w.exact.calls()["log"] if c["method"] == "POST" and c["path"].endswith("/PurchaseEntries")]
 
@@ -30,10 +35,8 @@ def _looks(w: World) -> list[dict[str, Any]]:
     return [c for c in w.exact.calls()["log"] if c["method"] == "GET" and c["path"].endswith("/PurchaseEntries")]
 
 
-def _key_by_hand(
-    w: World, ctx: Any, master: dict[str, Any], invoice_id: str, *, factor: float = 1.0, shift_days: int = 0
-) -> dict:
-    """Key the invoice into Exact by hand (no JAGGAER reference), via the sandbox API; amounts times ``factor``."""
+def _planned_body(w: World, ctx: Any, master: dict[str, Any], invoice_id: str) -> tuple[dict[str, Any], Any]:
+    """The purchase entry the connector would post for the invoice (body, planned)."""
     with session_scope(w.engine) as s:
         entry = ledger.get_entry(s, "demo", ip.FLOW, invoice_id)
         payload = ledger.staged_payload(s, entry)
@@ -46,7 +49,14 @@ def _key_by_hand(
         rules=rules,
         master=MasterData.from_dict(master),
     )
-    body = copy.deepcopy(planned.body())
+    return copy.deepcopy(planned.body()), planned
+
+
+def _key_by_hand(
+    w: World, ctx: Any, master: dict[str, Any], invoice_id: str, *, factor: float = 1.0, shift_days: int = 0
+) -> dict:
+    """Key the invoice into Exact by hand (no JAGGAER reference), via the sandbox API; amounts times ``factor``."""
+    body, planned = _planned_body(w, ctx, master, invoice_id)
     body.pop("ExternalLinkReference")
     body["Description"] = "keyed by accounts payable"
     body["EntryDate"] = f"{(planned.entry_date + timedelta(days=shift_days)).isoformat()}T00:00:00"
@@ -118,3 +128,47 @@ def test_a_same_ref_entry_of_another_date_is_held_with_both_dates(sqlite_world: 
     reason = w.ledger(invoice_id).reason
     assert w.ledger(invoice_id).state == "held" and reason.startswith(LOOK_HELD_PREFIX)
     assert w.day.isoformat() in reason and (w.day + timedelta(days=7)).isoformat() in reason
+
+
+def test_the_look_up_pages_through_the_suppliers_entries_within_the_call_budget(sqlite_world: World) -> None:
+    """E > 60: the batched look-up reads ceil(E/60) pages; Exact calls <= N + ceil(E/60) + master-data pages + 3."""
+    import math
+
+    w = sqlite_world
+    n = 3
+    invoices = [
+        w.invoice(hour=8 + i, supplier_invoice_number=f"PAGE-{i}", lines=[{"unit_price": f"{10 + i}.00"}])
+        for i in range(n)
+    ]
+    ctx = w.ctx()
+    ip.extract(ctx)
+    dctx = ctx.for_division(DIV_MFG)
+    ip.map_vendors(dctx)
+    master = ip.validate(dctx)["master"]
+    # 70 earlier entries of the same supplier keyed by hand (other supplier invoice numbers), through the API
+    first = str(invoices[0]["summary"]["invoiceId"])
+    _key_by_hand(w, dctx, master, first, factor=3.0)
+    body, _ = _planned_body(w, dctx, master, first)
+    body.pop("ExternalLinkReference")
+    hook = dctx.exact_hook()
+    for k in range(69):
+        hook.post(
+            DIV_MFG,
+            INVOICE_ENDPOINT,
+            {**body, "YourRef": f"OLD-{k}", "Description": "older invoice"},
+            audit_ctx=dctx.audit_ctx("test_keyed_by_hand", division=DIV_MFG),
+        )
+    supplier = body["Supplier"]
+    since = w.day - timedelta(days=31)
+    e_read = len([e for e in w.entries(DIV_MFG) if e["Supplier"] == supplier and _day(e["EntryDate"]) >= since])
+    assert e_read > 60
+    w.clear_calls()
+
+    out = ip.post(dctx)  # master data read again by post: counted as master-data pages
+
+    assert out.counts["posted"] == n - 1 and out.counts["held"] == 1  # PAGE-0 was keyed with another amount
+    by_endpoint = w.exact.calls()["by_endpoint"]
+    looks = by_endpoint.get("GET /api/v1/{division}/purchaseentry/PurchaseEntries", 0)
+    assert looks == math.ceil(e_read / 60)
+    master_pages = sum(v for k, v in by_endpoint.items() if k.startswith("GET ") and "PurchaseEntries" not in k)
+    assert w.exact_calls() <= n + math.ceil(e_read / 60) + master_pages + 3
