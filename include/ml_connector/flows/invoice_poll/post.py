@@ -652,17 +652,7 @@ class Poster:
         (``ledger.begin_post`` / ``finish(expect_state=, expect_hash=)``)."""
         out: dict[int, Loaded] = {}
         with session_scope(self.ctx.engine) as s:
-            rows = s.execute(
-                select(LedgerEntry, StagedRecord.payload)
-                .join(
-                    StagedRecord,
-                    (StagedRecord.tenant == LedgerEntry.tenant)
-                    & (StagedRecord.flow == LedgerEntry.flow)
-                    & (StagedRecord.source_id == LedgerEntry.source_id)
-                    & (StagedRecord.payload_hash == LedgerEntry.staged_hash),
-                )
-                .where(LedgerEntry.id.in_(entry_ids))
-            ).all()
+            rows = ledger.entries_with_payloads(s, self.ctx.tenant.name, FLOW, states=ledger.STATES, ids=entry_ids)
             for entry, payload in rows:
                 vendor = _vendor(payload)
                 if vendor.id not in self._accounts:

@@ -231,7 +231,7 @@ def post(ctx: FlowContext) -> Outcomes:
     if ctx.dry_run:
         return outcomes
     division = ctx.division
-    if not _batch(ctx, division):
+    if not _has_work(ctx, division):
         return outcomes
     cfg = ctx.jaggaer_hook().config  # connection problems fail the task here, before anything is marked posting
     if not cfg.xml_identity or not cfg.xml_shared_secret:
@@ -278,13 +278,20 @@ def _batch(ctx: FlowContext, division: int) -> list[tuple[LedgerEntry, dict[str,
     entries expunged. Every decision taken from them is guarded by the state and version read here
     (``ledger.begin_post`` / ``finish(expect_state=, expect_hash=)``): one fewer transaction per order."""
     with session_scope(ctx.engine) as session:
-        work = selected(
-            ctx, ledger.entries(session, ctx.tenant.name, FLOW, states=("pending", "posting"), division=division)
+        rows = ledger.entries_with_payloads(
+            session, ctx.tenant.name, FLOW, states=("pending", "posting"), division=division
         )
-        items = [(e, ledger.staged_payload(session, e)) for e in work]
-        for e, _ in items:
+        keep = {id(e) for e in selected(ctx, [e for e, _ in rows])}
+        items = [(e, p) for e, p in rows if id(e) in keep]
+        for e, _ in rows:
             session.expunge(e)
     return items
+
+
+def _has_work(ctx: FlowContext, division: int) -> bool:
+    with session_scope(ctx.engine) as session:
+        found = ledger.entries(session, ctx.tenant.name, FLOW, states=("pending", "posting"), division=division)
+        return bool(selected(ctx, found))
 
 
 def _provisional_number(ctx: FlowContext, entry: LedgerEntry, payload: dict[str, Any]) -> str | None:
