@@ -396,20 +396,12 @@ class Poster:
         dates: list[date] = []
         accounts = self._accounts
         with session_scope(self.ctx.engine) as s:
-            for start in range(0, len(entry_ids), 500):
-                rows = s.execute(
-                    select(LedgerEntry, StagedRecord.payload)
-                    .join(
-                        StagedRecord,
-                        (StagedRecord.tenant == LedgerEntry.tenant)
-                        & (StagedRecord.flow == LedgerEntry.flow)
-                        & (StagedRecord.source_id == LedgerEntry.source_id)
-                        & (StagedRecord.payload_hash == LedgerEntry.staged_hash),
-                    )
-                    .where(LedgerEntry.id.in_(entry_ids[start : start + 500]))
-                ).all()
-                for entry, payload in rows:
-                    if entry.state != "pending" or ledger.unresolved(entry):
+            for start in range(0, len(entry_ids), CHUNK):
+                chunk = entry_ids[start : start + CHUNK]
+                for entry, payload in ledger.entries_with_payloads(
+                    s, self.ctx.tenant.name, FLOW, states=("pending",), ids=chunk
+                ):
+                    if ledger.unresolved(entry):
                         continue
                     vendor = _vendor(payload)
                     if vendor.id not in accounts:
