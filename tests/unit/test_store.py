@@ -198,19 +198,22 @@ def test_migration_0003_adds_and_removes_the_lease_table_claim_columns_and_targe
     def state() -> tuple[set[str], set[str], set[str]]:
         insp = inspect(db.get_engine(db_url))
         columns = {c["name"] for c in insp.get_columns("mlc_ledger")}
-        indexes = {i["name"] for i in insp.get_indexes("mlc_ledger")}
+        indexes = {i["name"] for t in ("mlc_ledger", "mlc_audit_log") for i in insp.get_indexes(t)}
         return columns, indexes, set(insp.get_table_names())
 
     db.migrate(db_url, "0002")
     db.downgrade(db_url, "0002")  # (a shared database may already be at head)
     columns, indexes, tables = state()
-    assert not claim & columns and "ix_ledger_target_ref" not in indexes and "mlc_post_lease" not in tables
+    assert not claim & columns and "mlc_post_lease" not in tables
+    assert not {"ix_ledger_target_ref", "ix_audit_run"} & indexes
     db.migrate(db_url)
     columns, indexes, tables = state()
-    assert claim <= columns and "ix_ledger_target_ref" in indexes and "mlc_post_lease" in tables
+    assert claim <= columns and "mlc_post_lease" in tables
+    assert {"ix_ledger_target_ref", "ix_audit_run"} <= indexes
     db.downgrade(db_url, "0002")
     columns, indexes, tables = state()
-    assert not claim & columns and "ix_ledger_target_ref" not in indexes and "mlc_post_lease" not in tables
+    assert not claim & columns and "mlc_post_lease" not in tables
+    assert not {"ix_ledger_target_ref", "ix_audit_run"} & indexes
     assert db.current_revision(db_url) == "0002"
     db.migrate(db_url)
 

@@ -171,6 +171,7 @@ class AuditLog(Base):
     __table_args__ = (
         Index("ix_audit_source", "tenant", "flow", "source_id"),
         Index("ix_audit_at", "at"),
+        Index("ix_audit_run", "tenant", "flow", "run_id"),  # the post stage's breaker: this run's error answers
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

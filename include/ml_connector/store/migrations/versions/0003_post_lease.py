@@ -1,4 +1,5 @@
-"""posting lease (mlc_post_lease), the claim on a ledger entry in posting, index on the ledger's target_ref
+"""posting lease (mlc_post_lease), the claim on a ledger entry in posting, indexes on the ledger's target_ref and
+the audit log's run_id
 
 Revision ID: 0003
 Revises: 0002
@@ -37,9 +38,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("claim_owner", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.create_index("ix_ledger_target_ref", ["tenant", "flow", "target_ref"], unique=False)
+    with op.batch_alter_table("mlc_audit_log", schema=None) as batch_op:
+        batch_op.create_index("ix_audit_run", ["tenant", "flow", "run_id"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("mlc_audit_log", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_run")
     with op.batch_alter_table("mlc_ledger", schema=None) as batch_op:
         batch_op.drop_index("ix_ledger_target_ref")
         batch_op.drop_column("claimed_at")
