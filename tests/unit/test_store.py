@@ -24,7 +24,7 @@ def test_migrations_apply_from_empty_and_reverse(db_url: str) -> None:
     db.migrate(db_url)
     engine = db.get_engine(db_url)
     assert TABLES <= _tables(engine)
-    assert db.current_revision(db_url) == "0002"
+    assert db.current_revision(db_url) == "0003"
     db.downgrade(db_url, "base")
     assert not (TABLES & _tables(engine))
     assert db.current_revision(db_url) is None
@@ -189,6 +189,32 @@ def test_migration_0002_adds_and_removes_the_attempt_columns(db_url: str) -> Non
     db.downgrade(db_url, "0001")
     assert not {"attempt_division", "attempt_target"} & columns()
     assert db.current_revision(db_url) == "0001"
+    db.migrate(db_url)
+
+
+def test_migration_0003_adds_and_removes_the_lease_table_claim_columns_and_target_ref_index(db_url: str) -> None:
+    claim = {"claim_scope", "claim_generation", "claim_owner", "claimed_at"}
+
+    def state() -> tuple[set[str], set[str], set[str]]:
+        insp = inspect(db.get_engine(db_url))
+        columns = {c["name"] for c in insp.get_columns("mlc_ledger")}
+        indexes = {i["name"] for t in ("mlc_ledger", "mlc_audit_log") for i in insp.get_indexes(t)}
+        return columns, indexes, set(insp.get_table_names())
+
+    db.migrate(db_url, "0002")
+    db.downgrade(db_url, "0002")  # (a shared database may already be at head)
+    columns, indexes, tables = state()
+    assert not claim & columns and "mlc_post_lease" not in tables
+    assert not {"ix_ledger_target_ref", "ix_audit_run"} & indexes
+    db.migrate(db_url)
+    columns, indexes, tables = state()
+    assert claim <= columns and "mlc_post_lease" in tables
+    assert {"ix_ledger_target_ref", "ix_audit_run"} <= indexes
+    db.downgrade(db_url, "0002")
+    columns, indexes, tables = state()
+    assert not claim & columns and "mlc_post_lease" not in tables
+    assert not {"ix_ledger_target_ref", "ix_audit_run"} & indexes
+    assert db.current_revision(db_url) == "0002"
     db.migrate(db_url)
 
 

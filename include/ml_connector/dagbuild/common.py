@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 
 POOL_PREFIX = "mlc_exact"
 POOL_SLOTS = 1
+#: Active runs per connector DAG (scheduled and manual). One: a second run would only wait on the division pools and
+#: the posting lease. Deliberately not relied on for exactly-once — a backfill has its own ``max_active_runs``, and
+#: ``dags test`` or a zombie task ignore Airflow's limits — the posting lease (``store.lease``) is what keeps two post
+#: stages from sending for one division (invoice poll) or one tenant's JAGGAER POs (PO push) at once.
+MAX_ACTIVE_RUNS = 1
 
 
 # --------------------------------------------------------------------------------------------------- pools

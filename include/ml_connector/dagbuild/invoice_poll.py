@@ -16,8 +16,10 @@ Shape (one task group per Exact division, built from the tenant config)::
   ``catchup=False`` creates only the latest run), so ``airflow backfill create`` over a date range polls those days
   again; the ledger makes re-reading harmless. ``catchup=False``, ``max_active_runs=1`` for scheduled and manual
   runs; a backfill has its own ``max_active_runs``, so a backfill run **can** overlap another run of the tenant.
-  That is safe: every Exact call is under the division pool, and the ledger posts each invoice at most once
-  (``posting`` is committed, with a row lock, before the POST; a run finding it ``posting`` looks in Exact first).
+  That is safe: every Exact call is under the division pool, only one post stage per division sends at a time
+  whatever Airflow does (the connector's posting lease, ``store.lease``: a second one waits, then ends without
+  sending), and the ledger posts each invoice at most once (``posting`` is committed, fenced by the lease, before the
+  POST; a run finding it ``posting`` under an expired claim looks in Exact first).
 - ``post`` works through the division's whole batch, then fails (retryably: Airflow retries it with backoff) when
   an invoice of that attempt failed or stayed ambiguous; its counts are its XCom either way.
 - ``report`` runs whatever happened upstream (``all_done``): counts (plus the invoices this run left
@@ -34,7 +36,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ml_connector.dagbuild.common import default_args, flow_params, pool_name
+from ml_connector.dagbuild.common import MAX_ACTIVE_RUNS, default_args, flow_params, pool_name
 
 if TYPE_CHECKING:
     from ml_connector.config.tenant import TenantConfig
@@ -134,7 +136,7 @@ def build_dag(tenant: TenantConfig) -> Any:
         schedule=schedule,
         start_date=START_DATE,
         catchup=False,
-        max_active_runs=1,
+        max_active_runs=MAX_ACTIVE_RUNS,
         default_args=default_args(tenant),
         params=flow_params(IDS_HELP),
         tags=["ml-connector", "invoice_poll", f"tenant:{tenant.name}"],

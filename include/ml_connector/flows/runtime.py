@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from ml_connector.config.tenant import TenantConfig
+    from ml_connector.store.lease import LeaseOwner, PostingLease
 
 log = logging.getLogger(__name__)
 
@@ -241,11 +242,21 @@ class FlowContext:
     run_type: str = "manual"
     division: int | None = None
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("ml_connector.flows"))
+    #: who holds a posting lease taken by this context (``store.lease``): the Airflow task instance and try
+    owner: LeaseOwner | None = None
     _hooks: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def dry_run(self) -> bool:
         return self.params.dry_run
+
+    def posting_lease(self, scope: str | int) -> PostingLease:
+        """The posting lease of this tenant and flow for ``scope`` (an Exact division, or ``jaggaer``), owned by
+        this task try (outside Airflow: this process)."""
+        from ml_connector.store.lease import LeaseOwner, PostingLease
+
+        owner = self.owner or LeaseOwner.local(self.run_id)
+        return PostingLease(self.engine, self.tenant.name, self.flow, str(scope), owner, logger=self.logger)
 
     def audit_ctx(
         self,
@@ -295,6 +306,7 @@ class FlowContext:
             run_type=self.run_type,
             division=division,
             logger=self.logger,
+            owner=self.owner,
             _hooks=self._hooks,
         )
 
@@ -395,6 +407,7 @@ def build_context(
     """
     from ml_connector.store.audit import DbAuditSink
     from ml_connector.store.db import get_engine
+    from ml_connector.store.lease import LeaseOwner
 
     tenant = load_tenant(tenant_name)
     dag_run = context.get("dag_run")
@@ -418,6 +431,7 @@ def build_context(
         run_type=run_type,
         division=division,
         logger=logging.getLogger(f"ml_connector.flows.{flow}"),
+        owner=LeaseOwner.from_context(context, run_id),
     )
     ctx.logger.info(
         "tenant %s, flow %s, run %s (%s)%s: window %s, dry_run=%s, ids=%s",

@@ -7,6 +7,14 @@ tables live in the schema ``ml_connector`` next to Airflow's.
 SQLite transactions start with ``BEGIN IMMEDIATE``: a transaction that reads a row and then updates it (the
 token refresh) holds the write lock from its first statement, which is what ``SELECT ... FOR UPDATE`` gives on
 PostgreSQL. Transactions here are short, so serialising writers costs little.
+
+Disk syncs on SQLite (WAL): a transaction is ``durable`` by default (``synchronous=FULL``: the WAL is synced at its
+commit, so it survives a power loss). ``session_scope(durable=False)`` commits with ``synchronous=NORMAL`` (no sync:
+it survives the process dying — the common failure: a killed worker — but the last such commits may be lost when the
+machine itself loses power). The post stages use it only for the *outcome* of a write (``ledger.finish``), never for
+the ``posting`` mark that precedes it: an outcome lost to a power cut leaves the record ``posting``, and a ``posting``
+record is always looked up in the target before anything is sent again, so at worst one search is repeated. That
+makes one disk sync per posted record. PostgreSQL is unaffected (its own ``synchronous_commit`` applies).
 """
 
 from __future__ import annotations
@@ -31,6 +39,10 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
+#: One sessionmaker per engine and durability (building one per transaction cost measurable CPU per record).
+_factories: dict[tuple[int, bool], sessionmaker[Session]] = {}
+#: Execution option read by the SQLite ``begin`` hook: the ``synchronous`` level of the transaction.
+_SYNC_OPTION = "mlc_sqlite_synchronous"
 
 
 def url_from_connection(conn: Any) -> str:
@@ -84,6 +96,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
+        level = conn.get_execution_options().get(_SYNC_OPTION, "FULL")
+        if conn.info.get(_SYNC_OPTION) != level:  # per pooled connection: a PRAGMA only when the level changes
+            conn.exec_driver_sql(f"PRAGMA synchronous={level}")
+            conn.info[_SYNC_OPTION] = level
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -95,9 +111,10 @@ def get_engine(url: str | None = None) -> Engine:
         if engine is not None:
             return engine
         parsed = make_url(url)
-        kwargs: dict[str, Any] = {"pool_pre_ping": True, "future": True}
+        kwargs: dict[str, Any] = {"future": True}
         if parsed.get_backend_name() == "postgresql":
             kwargs["connect_args"] = {"options": f"-csearch_path={SCHEMA}"}
+            kwargs["pool_pre_ping"] = True  # a server restart leaves dead pooled connections; a file never does
         engine = create_engine(url, **kwargs)
         if parsed.get_backend_name() == "sqlite":
             _configure_sqlite(engine)
@@ -110,13 +127,31 @@ def dispose_engines() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+        _factories.clear()
+
+
+def _factory(engine: Engine, durable: bool) -> sessionmaker[Session]:
+    key = (id(engine), durable)
+    factory = _factories.get(key)
+    if factory is None or not _bound_to(factory, engine):  # (an id may be reused by a later engine)
+        bind: Any = engine
+        if not durable and engine.dialect.name == "sqlite":
+            bind = engine.execution_options(**{_SYNC_OPTION: "NORMAL"})
+        factory = sessionmaker(bind=bind, expire_on_commit=False)
+        _factories[key] = factory
+    return factory
+
+
+def _bound_to(factory: sessionmaker[Session], engine: Engine) -> bool:
+    bind = factory.kw.get("bind")
+    return bind is engine or getattr(bind, "engine", None) is engine
 
 
 @contextmanager
-def session_scope(engine: Engine | None = None) -> Iterator[Session]:
-    """A session in one transaction: committed on success, rolled back on error."""
-    factory = sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
-    with factory() as session, session.begin():
+def session_scope(engine: Engine | None = None, *, durable: bool = True) -> Iterator[Session]:
+    """A session in one transaction: committed on success, rolled back on error. ``durable=False``: on SQLite the
+    commit is not synced to disk (module docstring: only for what a later search can recover)."""
+    with _factory(engine or get_engine(), durable)() as session, session.begin():
         yield session
 
 

@@ -42,7 +42,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ml_connector.http import AuditEvent
+from ml_connector.store.audit import audit_row
 from ml_connector.store.db import session_scope
+from ml_connector.store.lease import PostingLease, claim_is_live
 from ml_connector.store.models import AuditLog, LedgerEntry, StagedRecord
 from ml_connector.store.types import utcnow
 
@@ -94,7 +97,7 @@ def stage(
     """
     digest = payload_hash(payload)
     now = utcnow()
-    _insert_ignore(
+    insert_ignore(
         session,
         StagedRecord.__table__,  # type: ignore[arg-type]
         {
@@ -108,7 +111,7 @@ def stage(
         },
         ("tenant", "flow", "source_id", "payload_hash"),
     )
-    created = _insert_ignore(
+    created = insert_ignore(
         session,
         LedgerEntry.__table__,  # type: ignore[arg-type]
         {
@@ -155,7 +158,7 @@ def stage(
     return "changed"
 
 
-def _insert_ignore(session: Session, table: Table, values: dict[str, Any], keys: tuple[str, ...]) -> bool:
+def insert_ignore(session: Session, table: Table, values: dict[str, Any], keys: tuple[str, ...]) -> bool:
     """Insert a row unless one with the same ``keys`` exists (committed or being inserted by a concurrent
     transaction, which this waits for). True when this call inserted it."""
     dialect = session.get_bind().dialect.name
@@ -226,6 +229,35 @@ def entries(
     return list(session.scalars(query.order_by(LedgerEntry.id)))
 
 
+def entries_with_payloads(
+    session: Session,
+    tenant: str,
+    flow: str,
+    *,
+    states: Iterable[str] = WORKABLE,
+    division: int | None = None,
+    ids: Iterable[int] | None = None,
+) -> list[tuple[LedgerEntry, dict[str, Any]]]:
+    """:func:`entries` with each one's newest staged payload, in one query (not one per entry). An entry whose staged
+    version is missing is left out."""
+    query = (
+        select(LedgerEntry, StagedRecord.payload)
+        .join(
+            StagedRecord,
+            (StagedRecord.tenant == LedgerEntry.tenant)
+            & (StagedRecord.flow == LedgerEntry.flow)
+            & (StagedRecord.source_id == LedgerEntry.source_id)
+            & (StagedRecord.payload_hash == LedgerEntry.staged_hash),
+        )
+        .where(LedgerEntry.tenant == tenant, LedgerEntry.flow == flow, LedgerEntry.state.in_(list(states)))
+    )
+    if division is not None:
+        query = query.where(LedgerEntry.division == division)
+    if ids is not None:
+        query = query.where(LedgerEntry.id.in_(list(ids)))
+    return [(entry, payload) for entry, payload in session.execute(query.order_by(LedgerEntry.id)).all()]
+
+
 def transition(
     session: Session,
     entry: LedgerEntry,
@@ -263,6 +295,7 @@ def begin_post(
     staged_hash: str | None = None,
     target: dict[str, Any] | None = None,
     division: int | None = None,
+    lease: PostingLease | None = None,
 ) -> tuple[LedgerEntry, bool]:
     """Mark a record as being posted, committed before the write goes out.
 
@@ -272,15 +305,30 @@ def begin_post(
     ``attempt_division``) for the search after an ambiguous outcome. A caller passes it only when no earlier write
     can be unresolved (never sent, or looked up at the target and not there), so it replaces what was kept.
 
+    ``lease`` (``store.lease.PostingLease``): fenced in this same transaction (raises ``LeaseLost``, nothing changed,
+    when the stage no longer holds it); an entry in ``posting`` under another stage's claim whose lease is still
+    live is refused (:class:`StateChanged`); the claim (lease scope, generation, owner) is recorded on the entry.
+
     Returns the entry and whether it was *already* ``posting`` (a previous attempt's outcome is unknown).
     """
     expected = tuple(states)
     with session_scope(engine) as session:
+        if lease is not None:
+            lease.fence(session)  # locks the lease row until this commits: no takeover slips in between
         entry = session.get(LedgerEntry, entry_id, with_for_update=True, populate_existing=True)
         if entry is None:
             raise LookupError(f"ledger entry {entry_id} vanished")
         if entry.state not in expected:
             raise StateChanged(entry_id, entry.state, expected)
+        if (
+            lease is not None
+            and entry.state == "posting"
+            and not lease.owns_claim(entry)
+            and claim_is_live(session, entry)
+        ):
+            raise StateChanged(
+                entry_id, entry.state, expected, why=f"another live post stage claimed it ({entry.claim_owner})"
+            )
         if staged_hash is not None and entry.staged_hash != staged_hash:
             raise StateChanged(
                 entry_id, entry.state, expected, why="a newer version of the record was staged meanwhile"
@@ -290,6 +338,9 @@ def begin_post(
         if target is not None:
             entry.attempt_target = dict(target)
             entry.attempt_division = division if division is not None else entry.division
+        if lease is not None:
+            for name, value in lease.claim_fields().items():
+                setattr(entry, name, value)
         if not was_posting:
             transition(session, entry, "posting", run_id=run_id)
         else:
@@ -309,17 +360,45 @@ def finish(
     target_ref: str | None = None,
     run_id: str | None = None,
     clear_target: bool = False,
-) -> None:
-    """Record the outcome of a write. ``clear_target``: the write is known to have created nothing at the target
-    (refused, or never sent), so there is nothing to look up any more."""
-    with session_scope(engine) as session:
+    lease: PostingLease | None = None,
+    audit_events: Iterable[AuditEvent] = (),
+    expect_state: str | None = None,
+    expect_hash: str | None = None,
+) -> bool:
+    """Record the outcome of a write (or a decision taken without one).
+
+    ``expect_state`` / ``expect_hash``: the state and staged version the caller decided from (read earlier, e.g.
+    with its batch); when the entry moved on meanwhile nothing is recorded (False) — a decision about an old version
+    never overwrites a newer one. ``clear_target``: the write is known to have created nothing at the target
+    (refused, or never sent), so there is nothing to look up any more. ``audit_events``: the attempt's audit rows,
+    written in this same transaction (one commit for outcome and audit).
+
+    ``lease``: the stage's posting lease. An entry in ``posting`` under another stage's live claim is not touched;
+    a stage that lost its lease records only the outcome of its own claim. False when nothing was recorded
+    (the audit rows are written either way: they say what was sent).
+
+    Committed without a disk sync on SQLite (``session_scope(durable=False)``): an outcome lost to a power cut leaves
+    the record ``posting``, which is looked up in the target before anything is resent."""
+    with session_scope(engine, durable=False) as session:
+        for event in audit_events:
+            session.add(audit_row(event))
         entry = session.get(LedgerEntry, entry_id, with_for_update=True, populate_existing=True)
         if entry is None:
             raise LookupError(f"ledger entry {entry_id} vanished")
+        if lease is not None and entry.claim_generation is not None and not lease.owns_claim(entry):
+            if (entry.state == "posting" and claim_is_live(session, entry)) or lease.lost:
+                return False
+        elif lease is not None and lease.lost and entry.state != "posting":
+            return False  # settled meanwhile by the stage that took over
+        if (expect_state is not None and entry.state != expect_state) or (
+            expect_hash is not None and entry.staged_hash != expect_hash
+        ):
+            return False
         if clear_target:
             entry.attempt_division = None
             entry.attempt_target = None
         transition(session, entry, state, reason=reason, target_id=target_id, target_ref=target_ref, run_id=run_id)
+        return True
 
 
 def requeue(engine: Engine, tenant: str, flow: str, source_ids: Iterable[str], *, by: str = "admin") -> int:

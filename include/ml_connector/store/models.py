@@ -130,6 +130,7 @@ class LedgerEntry(Base):
     __table_args__ = (
         UniqueConstraint("tenant", "flow", "source_id", name="uq_ledger_source"),
         Index("ix_ledger_state", "tenant", "flow", "state"),
+        Index("ix_ledger_target_ref", "tenant", "flow", "target_ref"),  # PO push: who holds a PONumber
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     tenant: Mapped[str] = mapped_column(String(64))
@@ -150,6 +151,13 @@ class LedgerEntry(Base):
     # at the target (e.g. supplier, your_ref, amount, entry_date); flows decide its keys.
     attempt_division: Mapped[int | None] = mapped_column(Integer)
     attempt_target: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # The posting claim (``ledger.begin_post`` with a lease): which lease (scope and generation) and which owner
+    # (the Airflow task instance and try, host, pid) marked this entry ``posting``. A claim whose lease is still live
+    # is never taken over; an expired one is settled by a search in the target first (``store.lease``).
+    claim_scope: Mapped[str | None] = mapped_column(String(64))
+    claim_generation: Mapped[int | None] = mapped_column(Integer)
+    claim_owner: Mapped[str | None] = mapped_column(Text)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_run_id: Mapped[str | None] = mapped_column(String(250))
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -163,6 +171,7 @@ class AuditLog(Base):
     __table_args__ = (
         Index("ix_audit_source", "tenant", "flow", "source_id"),
         Index("ix_audit_at", "at"),
+        Index("ix_audit_run", "tenant", "flow", "run_id"),  # the post stage's breaker: this run's error answers
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -192,3 +201,23 @@ class Cursor(Base):
     scope: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(255))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class PostLease(Base):
+    """Who may send for one tenant, flow and scope (an Exact division, or ``jaggaer`` for PO writes): ``store.lease``.
+
+    ``generation`` is bumped whenever the lease changes hands; a post stage compares it, in the transaction that
+    marks a record ``posting``, with the one it acquired (fencing), so a stage that lost its lease sends nothing more.
+    """
+
+    __tablename__ = "mlc_post_lease"
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    flow: Mapped[str] = mapped_column(String(32), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    owner: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    acquired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    renewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

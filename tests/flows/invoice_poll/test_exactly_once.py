@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -147,8 +147,9 @@ def test_a_worker_killed_mid_post_leaves_exactly_one_entry(
 
 
 def test_api_call_budget_and_no_429_at_60_calls_a_minute(sqlite_world: World) -> None:
-    """N invoices on P list pages: JAGGAER ≤ P + N + 2 calls, Exact ≤ N + master-data pages + 2, no 429 although
-    one division gets more calls than Exact allows in a (compressed, 3 s) minute."""
+    """N invoices on P list pages: JAGGAER ≤ P + N + 2 calls, Exact ≤ N + ⌈E/60⌉ + master-data pages + 3 (E: the
+    division's purchase entries the look-before-post reads), no 429 although one division gets more calls than Exact
+    allows in a (compressed, 3 s) minute."""
     w = sqlite_world
     n, page_size = 64, 20
     w.jag("POST", "settings", {"page_size": page_size})
@@ -162,9 +163,14 @@ def test_api_call_budget_and_no_429_at_60_calls_a_minute(sqlite_world: World) ->
             lines=[{"unit_price": f"{10 + i}.00"}],
         )
     w.clear_calls()
+    before = w.entries(DIV_MFG)
     summary = w.run()
     assert summary["counts"]["posted"] == n
 
+    # E: the entries the look-up had to read (the run's suppliers, from a month before the invoice date)
+    run_suppliers = {e["Supplier"] for e in w.entries(DIV_MFG) if str(e.get("YourRef", "")).startswith("BUD-")}
+    since = datetime.combine(w.day - timedelta(days=31), time(0), tzinfo=UTC).timestamp() * 1000  # epoch ms
+    e_read = len([e for e in before if e["Supplier"] in run_suppliers and e["EntryDate"] >= since])
     pages = math.ceil(n / page_size)
     jag = w.jag("GET", "calls")["by_endpoint"]
     assert jag.get("GET /j1p/api/public/ji/v1/invoices") == pages
@@ -175,11 +181,15 @@ def test_api_call_budget_and_no_429_at_60_calls_a_minute(sqlite_world: World) ->
     master_pages = sum(v for k, v in by_endpoint.items() if k.startswith("GET ") and "PurchaseEntries" not in k)
     assert master_pages == 5  # suppliers, GL accounts, cost centres, VAT codes, journals: one page each
     assert by_endpoint[POST_ENTRY] == n
-    assert exact["total"] <= n + master_pages + 2
+    looks = by_endpoint.get("GET /api/v1/{division}/purchaseentry/PurchaseEntries", 0)
+    assert looks == max(1, math.ceil(e_read / 60))  # one batched look-up, paged
+    limit = n + math.ceil(e_read / 60) + master_pages + 3
+    assert exact["total"] <= limit
     assert not [c for c in exact["log"] if c["status"] == 429]
     print(
         f"budget: N={n} P={pages}: JAGGAER {sum(jag.values())} calls (limit {pages + n + 2}) {jag}; "
-        f"Exact {exact['total']} calls (limit {n + master_pages + 2}, master-data pages {master_pages})"
+        f"Exact {exact['total']} calls (limit {limit}, master-data pages {master_pages}, look-up reads {looks}, "
+        f"E={e_read})"
     )
 
     w.clear_calls()

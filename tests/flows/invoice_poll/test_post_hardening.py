@@ -208,12 +208,12 @@ def test_an_invoice_withdrawn_while_post_works_is_not_posted(
     real = post_mod.Poster.post_one
     fired: list[str] = []
 
-    def post_one(self: Any, entry_id: int) -> None:
+    def post_one(self: Any, entry_id: int, *read_ahead: Any) -> None:  # (the invoice as read with its chunk)
         if not fired:
             # meanwhile JAGGAER withdraws the approval and a backfill run's (unpooled) extract cancels the invoice
             w.edit(aid, workflow_status="Pending", last_update=f"{w.day.isoformat()}T13:00:00+00:00")
             fired.append(ip.extract(w.ctx(run_id="backfill-B", run_type="backfill")).to_dict()["counts"])
-        real(self, entry_id)
+        real(self, entry_id, *read_ahead)
 
     monkeypatch.setattr(post_mod.Poster, "post_one", post_one)
     out = ip.post(dctx, checked.get("master"))

@@ -13,7 +13,8 @@ concurrent extract may have cancelled or changed it since the batch was listed: 
 2. ``ledger.begin_post`` commits ``posting`` *before* the POST goes out, only if the entry is still in the state
    and version just read (else it is skipped), and keeps where the write goes;
 3. ``POST purchaseentry/PurchaseEntries`` (one audit row per attempt: source = JAGGAER invoiceId and number);
-4. success: ``ledger.finish(posted, target_id=EntryID, target_ref=EntryNumber)``;
+4. success: ``ledger.finish(posted, target_id=EntryID, target_ref=EntryNumber)`` (with the POST's audit row: one
+   commit);
 5. Exact refused it (a validation error, HTTP 500 with Exact's body, or 400): ``quarantined`` with Exact's message
    — never sent again blindly (Exact blocks apps that collect errors); any other refusal (403, 404, 409, ...):
    ``failed``, not picked up again either (``POST_STATES``) until the invoice changes in JAGGAER or an admin
@@ -66,12 +67,16 @@ from ml_connector.flows.invoice_poll.common import (
     id_filter,
 )
 from ml_connector.flows.invoice_poll.invoice import InvoiceDataError, parse_invoice
+from ml_connector.flows.invoice_poll.look import Lookup, look_up, since_for
 from ml_connector.flows.invoice_poll.master import MasterData
 from ml_connector.flows.runtime import FlowContext, Outcomes
+from ml_connector.jaggaer import j1p
 from ml_connector.mappings.codes import CodeRules
 from ml_connector.mappings.vendors import JaggaerVendor, find_link
 from ml_connector.store import ledger
+from ml_connector.store.audit import deferred, take_deferred
 from ml_connector.store.db import session_scope
+from ml_connector.store.lease import LeaseBusy, LeaseLost, PostingLease
 from ml_connector.store.models import AuditLog, LedgerEntry, StagedRecord
 
 #: What post picks up: new and released invoices, and those an earlier attempt left ``posting`` (looked up in Exact
@@ -89,6 +94,8 @@ MAX_ERRORS_PER_RUN = 3
 POST_ACTION = "post_purchase_entry"
 SEARCH_ACTION = "search_purchase_entry"
 STOP_ACTION = "division_stopped"
+#: The reason of an invoice held because Exact holds a same-``YourRef`` entry that differs (look before posting).
+LOOK_HELD_PREFIX = "possible duplicate in Exact: "
 #: A hand-keyed entry's date may be stored as midnight in Exact's time zone: accept this far from UTC midnight.
 _DATE_SLACK_S = 14 * 3600
 
@@ -188,14 +195,31 @@ def find_entry(
 ) -> Match | None:
     """The purchase entry of this invoice in Exact, if there is one (see the module docstring). Every ``YourRef``
     is looked at before a hand-keyed entry is accepted, so our own entry wins over one keyed by hand."""
-    by_hand: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
     for your_ref in your_refs:
         flt = f"YourRef eq {odata.string(your_ref)} and Supplier eq {odata.guid(supplier_id)}"
-        rows = list(hook.iter_collection(division, INVOICE_ENDPOINT, select=SEARCH_SELECT, filter=flt))
-        for row in rows:
+        found = list(hook.iter_collection(division, INVOICE_ENDPOINT, select=SEARCH_SELECT, filter=flt))
+        for row in found:
             if _ours(row, ext_ref, invoice_number):
                 return Match("ours", row)
-        by_hand += [r for r in rows if not (r.get("ExternalLinkReference") or "").strip()]
+        rows += found
+    return classify(rows, ext_ref, invoice_number=invoice_number, amount=amount, entry_date=entry_date)
+
+
+def classify(
+    rows: list[dict[str, Any]],
+    ext_ref: str,
+    *,
+    invoice_number: str | None,
+    amount: str | None,
+    entry_date: str | None,
+) -> Match | None:
+    """Which of ``rows`` (entries of the invoice's supplier with one of its ``YourRef``) is this invoice: ours (our
+    reference), keyed by hand with the same amount and date, or an unclear hand-keyed one (module docstring)."""
+    for row in rows:
+        if _ours(row, ext_ref, invoice_number):
+            return Match("ours", row)
+    by_hand = [r for r in rows if not (r.get("ExternalLinkReference") or "").strip()]
     if not by_hand:
         return None
     want = _amount(amount)
@@ -243,15 +267,46 @@ def _vendor(payload: Mapping[str, Any]) -> JaggaerVendor:
     )
 
 
+def _released_after_hold(ctx: FlowContext, entry: LedgerEntry) -> bool:
+    """Whether a person requeued this invoice after it was held as a possible duplicate (then it is posted without
+    looking again: they decided the Exact entry is another invoice)."""
+    if not (entry.reason or "").startswith("requeued by"):
+        return False
+    with session_scope(ctx.engine) as s:
+        last_hold = s.scalar(
+            select(AuditLog.message)
+            .where(
+                AuditLog.tenant == ctx.tenant.name,
+                AuditLog.flow == FLOW,
+                AuditLog.source_id == entry.source_id,
+                AuditLog.action == "state:held",
+            )
+            .order_by(AuditLog.id.desc())
+            .limit(1)
+        )
+    return bool(last_hold and last_hold.startswith(LOOK_HELD_PREFIX))
+
+
 def _requeue_hint(ctx: FlowContext, source_id: str) -> str:
     return f"`mlc ledger requeue --tenant {ctx.tenant.name} --flow {FLOW} {source_id}`"
 
 
+#: Invoices read ahead per transaction (entry, staged version, vendor link).
+CHUNK = 500
+#: An invoice as read for posting: the ledger entry (expunged), its staged payload, its vendor's Exact supplier.
+Loaded = tuple[LedgerEntry, dict[str, Any], str | None]
+
+
 class Poster:
-    def __init__(self, ctx: FlowContext, division: int, master: MasterData | None) -> None:
+    def __init__(
+        self, ctx: FlowContext, division: int, master: MasterData | None, lease: PostingLease | None = None
+    ) -> None:
         self.ctx = ctx
         self.division = division
         self._master = master
+        self.lease = lease
+        self.lookup: Lookup | None = None
+        self._accounts: dict[str, str | None] = {}  # JAGGAER vendor id -> Exact supplier (this run's links)
         self.out = Outcomes()
         with session_scope(ctx.engine) as s:
             self.rules = CodeRules.load(s, ctx.tenant)
@@ -301,16 +356,133 @@ class Poster:
         if self.stopped:
             self._count_stop(self.stopped, len(entry_ids))
             return
+        ahead: dict[int, Loaded] = {}
         for n, entry_id in enumerate(entry_ids):
             try:
                 if self.errors >= MAX_ERRORS_PER_RUN:
                     raise DivisionStopped(
                         f"{self.errors} error answers from Exact for division {self.division} in this run"
                     )
-                self.post_one(entry_id)
+                if self.lease is not None:
+                    self.lease.check()  # a stage that was frozen past its lease stops here, before reading on
+                if entry_id not in ahead:
+                    ahead = self._load_chunk(entry_ids[n : n + CHUNK])
+                if self.lookup is None:
+                    try:
+                        self.lookup = self._look_up(entry_ids[n:])
+                    except RejectedError as exc:  # not division-wide (that stops above): post nothing unlooked
+                        reason = f"could not look for the batch's invoices in Exact before posting: {exc}"
+                        self.out.add(
+                            "failed", f"division {self.division}", detail=f"division {self.division}: {reason}"
+                        )
+                        self.out.add("not_sent", n=len(entry_ids) - n)
+                        return
+                self.post_one(entry_id, ahead.pop(entry_id, None))
             except DivisionStopped as stop:
                 self._stop(stop, len(entry_ids) - n - (1 if stop.current_done else 0))
                 return
+            except LeaseLost as lost:
+                # another post stage took this division over (this one stopped renewing: frozen, cut off):
+                # it sends nothing more; the records are that stage's now
+                self.ctx.logger.error("%s", lost)
+                self.out.add("lease_lost", f"division {self.division}", detail=str(lost))
+                self.out.add("not_sent", n=len(entry_ids) - n)
+                return
+
+    # -- look before the first POST ------------------------------------------------------------------------------
+    def _look_up(self, entry_ids: list[int]) -> Lookup:
+        """Read, in one paged request, the Exact entries of the suppliers of the batch's new invoices (``look``)."""
+        suppliers: set[str] = set()
+        dates: list[date] = []
+        accounts = self._accounts
+        with session_scope(self.ctx.engine) as s:
+            for start in range(0, len(entry_ids), CHUNK):
+                chunk = entry_ids[start : start + CHUNK]
+                for entry, payload in ledger.entries_with_payloads(
+                    s, self.ctx.tenant.name, FLOW, states=("pending",), ids=chunk
+                ):
+                    if ledger.unresolved(entry):
+                        continue
+                    vendor = _vendor(payload)
+                    if vendor.id not in accounts:
+                        link = find_link(s, self.ctx.tenant.name, self.division, vendor)
+                        accounts[vendor.id] = link.exact_account_id if link is not None else None
+                    header = payload.get("header") or {}
+                    try:
+                        day = j1p.parse_date(header.get("invoiceDate"))
+                    except ValueError:
+                        day = None
+                    if accounts[vendor.id] and day is not None and header.get("supplierInvoiceNumber"):
+                        suppliers.add(str(accounts[vendor.id]))
+                        dates.append(day)
+        since = since_for(dates)
+        if not suppliers or since is None:
+            return Lookup()
+        try:
+            found = look_up(self.hook, self.division, suppliers, since)
+        except RejectedError as exc:
+            self._refused(exc, what="looking for the batch's invoices in Exact")
+            raise
+        self.ctx.logger.info("division %s: %s", self.division, found.describe())
+        return found
+
+    def _looked(self, entry: LedgerEntry, planned: PlannedEntry, number: str) -> bool:
+        """A new invoice compared with the entries read before the batch: True when it is settled here (already in
+        Exact: recorded ``posted`` naming the entry; a same-``YourRef`` entry that differs: ``held``)."""
+        if self.lookup is None or _released_after_hold(self.ctx, entry):
+            return False
+        rows = self.lookup.candidates(planned.supplier_id, planned.your_ref)
+        if not rows:
+            return False
+        match = classify(
+            rows,
+            planned.external_ref,
+            invoice_number=planned.invoice_number,
+            amount=str(planned.total),
+            entry_date=planned.entry_date.isoformat(),
+        )
+        if match is None:
+            return False
+        if match.kind in ("ours", "by_hand"):
+            row = match.row
+            how = (
+                f"already in Exact: entry {row.get('EntryNumber')} (EntryID {row.get('EntryID')}) "
+                + (
+                    "carries this invoice's JAGGAER reference"
+                    if match.kind == "ours"
+                    else "was keyed by hand with the same supplier, YourRef, amount and date"
+                )
+                + "; not posted"
+            )
+            recorded = ledger.finish(
+                self.ctx.engine,
+                entry.id,
+                "posted",
+                reason=how,
+                target_id=str(row.get("EntryID")),
+                target_ref=str(row.get("EntryNumber")) if row.get("EntryNumber") is not None else None,
+                run_id=self.ctx.run_id,
+                lease=self.lease,
+                expect_state="pending",
+                expect_hash=entry.staged_hash,
+                audit_events=take_deferred(self.ctx.audit),
+            )
+            if recorded:
+                self.out.add("found_in_exact", number, detail=f"invoice {number}: {how}")
+            return True
+        reason = (
+            f"{LOOK_HELD_PREFIX}{match.note}. Not posted. If that entry is this invoice, correct it in Exact (amount "
+            "and date) and the next run records the invoice as already in Exact; if it is another invoice, post this "
+            f"one anyway with {_requeue_hint(self.ctx, entry.source_id)} (a requeue after this hold posts without "
+            "looking again)"
+        )
+        with session_scope(self.ctx.engine) as s:
+            current = s.get(LedgerEntry, entry.id, with_for_update=True)
+            if current is None or current.state != entry.state or current.staged_hash != entry.staged_hash:
+                return True  # changed meanwhile: the next run looks again
+            ledger.transition(s, current, "held", reason=reason, run_id=self.ctx.run_id)
+        self.out.add("held", number, detail=f"invoice {number}: {reason}")
+        return True
 
     def _stop(self, stop: DivisionStopped, left: int) -> None:
         ctx = self.ctx
@@ -358,12 +530,12 @@ class Poster:
             s.expunge(entry)
             return entry, payload, (link.exact_account_id if link is not None else None)
 
-    def found(self, entry_id: int, number: str, match: Match, how: str) -> None:
+    def found(self, entry_id: int, number: str, match: Match, how: str, *, expect_state: str | None = None) -> None:
         row = match.row
         target_ref = str(row.get("EntryNumber")) if row.get("EntryNumber") is not None else None
         if match.kind == "by_hand":
             how += " (an entry keyed by hand with the same YourRef, supplier, amount and date)"
-        ledger.finish(
+        if ledger.finish(
             self.ctx.engine,
             entry_id,
             "posted",
@@ -371,18 +543,32 @@ class Poster:
             target_id=str(row.get("EntryID")),
             target_ref=target_ref,
             run_id=self.ctx.run_id,
-        )
-        self.out.add("posted", number, detail=f"invoice {number}: {how} (entry {target_ref})")
+            lease=self.lease,
+            audit_events=take_deferred(self.ctx.audit),
+            expect_state=expect_state,
+        ):
+            self.out.add("posted", number, detail=f"invoice {number}: {how} (entry {target_ref})")
 
-    def unclear(self, entry_id: int, source_id: str, number: str, match: Match) -> None:
+    def unclear(
+        self, entry_id: int, source_id: str, number: str, match: Match, *, expect_state: str | None = None
+    ) -> None:
         reason = (
             f"an earlier attempt's outcome is unknown and Exact holds an entry that may be this invoice: "
             f"{match.note}. Not posted again and not marked posted: check in Exact whether that entry is this "
             f"invoice (if it is, nothing needs posting; if not, post it by hand or correct the Exact entry, then "
             f"{_requeue_hint(self.ctx, source_id)})"
         )
-        ledger.finish(self.ctx.engine, entry_id, "failed", reason=reason, run_id=self.ctx.run_id)
-        self.out.add("failed", number, detail=f"invoice {number}: {reason}")
+        if ledger.finish(
+            self.ctx.engine,
+            entry_id,
+            "failed",
+            reason=reason,
+            run_id=self.ctx.run_id,
+            lease=self.lease,
+            audit_events=take_deferred(self.ctx.audit),
+            expect_state=expect_state,
+        ):
+            self.out.add("failed", number, detail=f"invoice {number}: {reason}")
 
     def search(self, entry: LedgerEntry, target: Target, number: str) -> Match | None:
         refs = _your_refs(self.ctx, entry.source_id, [target.your_ref])
@@ -452,9 +638,26 @@ class Poster:
             return Target(division=self.division, supplier=account, invoice_number=entry.source_ref)
         return None
 
-    def post_one(self, entry_id: int) -> None:
+    def _load_chunk(self, entry_ids: list[int]) -> dict[int, Loaded]:
+        """:meth:`_load` for up to :data:`CHUNK` invoices in one transaction (links looked up once per vendor).
+        Read ahead of their turn: every decision taken from them is guarded by the state and version read here
+        (``ledger.begin_post`` / ``finish(expect_state=, expect_hash=)``)."""
+        out: dict[int, Loaded] = {}
+        with session_scope(self.ctx.engine) as s:
+            rows = ledger.entries_with_payloads(s, self.ctx.tenant.name, FLOW, states=ledger.STATES, ids=entry_ids)
+            for entry, payload in rows:
+                vendor = _vendor(payload)
+                if vendor.id not in self._accounts:
+                    link = find_link(s, self.ctx.tenant.name, self.division, vendor)
+                    self._accounts[vendor.id] = link.exact_account_id if link is not None else None
+                s.expunge(entry)
+                out[entry.id] = (entry, payload, self._accounts[vendor.id])
+        return out
+
+    def post_one(self, entry_id: int, loaded: Loaded | None = None) -> None:
         ctx = self.ctx
-        loaded = self._load(entry_id)
+        if loaded is None:
+            loaded = self._load(entry_id)
         if loaded is None:
             return
         entry, payload, account = loaded
@@ -505,10 +708,12 @@ class Poster:
                 return
             searched = True
             if match is not None and match.kind in ("ours", "by_hand"):
-                self.found(entry_id, number, match, "found in Exact after an interrupted attempt")
+                self.found(
+                    entry_id, number, match, "found in Exact after an interrupted attempt", expect_state=entry.state
+                )
                 return
             if match is not None:
-                self.unclear(entry_id, source_id, number, match)
+                self.unclear(entry_id, source_id, number, match, expect_state=entry.state)
                 return
 
         if not account:
@@ -535,6 +740,8 @@ class Poster:
             self.out.add("quarantined", number, detail=f"invoice {number}: {problem}")
             return
         assert planned is not None
+        if not searched and entry.state == "pending" and self._looked(entry, planned, number):
+            return
 
         try:
             begun, _ = ledger.begin_post(
@@ -545,11 +752,13 @@ class Poster:
                 staged_hash=entry.staged_hash,
                 target=Target.of(planned).to_json(),
                 division=planned.division,
+                lease=self.lease,
             )
         except ledger.StateChanged as exc:
             ctx.logger.info("invoice %s: %s; skipped", number, exc)
             return
-        self._send(entry_id, source_id, number, planned, attempt=begun.attempts)
+        with deferred(ctx.audit):  # the POST's audit row is committed with its outcome (ledger.finish)
+            self._send(entry_id, source_id, number, planned, attempt=begun.attempts)
 
     def _send(self, entry_id: int, source_id: str, number: str, planned: PlannedEntry, *, attempt: int) -> None:
         ctx = self.ctx
@@ -557,6 +766,10 @@ class Poster:
         audit_ctx.attempt = attempt  # the ledger's attempt number for this invoice
         target = Target.of(planned)
         for attempt_here in (1, 2):
+            if self.lease is not None:
+                if attempt_here > 1:
+                    self.lease.renew()  # fenced: a stage that lost its lease raises below
+                self.lease.check()  # nothing leaves once the lease is lost (or about to expire)
             try:
                 created = self.hook.post(self.division, INVOICE_ENDPOINT, planned.body(), audit_ctx=audit_ctx)
             except RejectedError as exc:
@@ -572,7 +785,16 @@ class Poster:
                         f"{_requeue_hint(ctx, source_id)}"
                     )
                     state = "failed"
-                ledger.finish(ctx.engine, entry_id, state, reason=reason, run_id=ctx.run_id, clear_target=True)
+                ledger.finish(
+                    ctx.engine,
+                    entry_id,
+                    state,
+                    reason=reason,
+                    run_id=ctx.run_id,
+                    clear_target=True,
+                    lease=self.lease,
+                    audit_events=take_deferred(self.ctx.audit),
+                )
                 self.out.add(state, number, detail=f"invoice {number}: {reason}")
                 # counts the error; a division-wide refusal (403, 404, ...) stops the batch here
                 self._refused(exc, what=f"posting invoice {number}", current_done=True)
@@ -620,7 +842,16 @@ class Poster:
             except (TokenChainBroken, RateBudgetExhausted):
                 # nothing was processed by Exact (a 401 or a budget stop), and any earlier write of this invoice
                 # was looked up before this one: the invoice simply waits
-                ledger.finish(ctx.engine, entry_id, "pending", reason="not sent", run_id=ctx.run_id, clear_target=True)
+                ledger.finish(
+                    ctx.engine,
+                    entry_id,
+                    "pending",
+                    reason="not sent",
+                    run_id=ctx.run_id,
+                    clear_target=True,
+                    lease=self.lease,
+                    audit_events=take_deferred(self.ctx.audit),
+                )
                 raise
             except TransientError:
                 # outcome unknown (e.g. still rate limited after waiting): stays posting, looked up next time
@@ -633,6 +864,8 @@ class Poster:
                 target_id=str(created.get("EntryID")),
                 target_ref=str(entry_number) if entry_number is not None else None,
                 run_id=ctx.run_id,
+                lease=self.lease,
+                audit_events=take_deferred(self.ctx.audit),
             )
             self.out.add("posted", number)
             return
@@ -661,6 +894,19 @@ def post(ctx: FlowContext, master: Mapping[str, Any] | None = None) -> Outcomes:
         work = [e.id for e in found]
     if not work:
         return out
-    poster = Poster(ctx, division, MasterData.from_dict(dict(master)) if master else None)
-    poster.run(work)
+    lease = ctx.posting_lease(division)
+    try:
+        lease.acquire()
+    except LeaseBusy as busy:
+        # another post stage is sending for this division: this one sends nothing and says why
+        ctx.logger.warning("%s", busy)
+        out.add("busy", f"division {division}", detail=str(busy))
+        out.add("not_sent", n=len(work))
+        return out
+    lease.start_heartbeat()
+    try:
+        poster = Poster(ctx, division, MasterData.from_dict(dict(master)) if master else None, lease)
+        poster.run(work)
+    finally:
+        lease.release()
     return poster.out

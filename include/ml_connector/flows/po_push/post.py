@@ -39,10 +39,14 @@ from ml_connector.flows.po_push.validate import check_order, line_accounting, po
 from ml_connector.flows.po_push.vendors import known_links, selected, supplier_number_of
 from ml_connector.flows.runtime import FlowContext, Outcomes
 from ml_connector.store import ledger
+from ml_connector.store.audit import deferred, take_deferred
 from ml_connector.store.db import session_scope
+from ml_connector.store.lease import LeaseBusy, LeaseLost, PostingLease
 from ml_connector.store.models import AuditLog, LedgerEntry
 
 FLOW = "po_push"
+#: The posting lease's scope: JAGGAER PO writes are exclusive per tenant (all divisions' post stages share it).
+LEASE_SCOPE = "jaggaer"
 
 
 def build_order(
@@ -227,27 +231,67 @@ def post(ctx: FlowContext) -> Outcomes:
     if ctx.dry_run:
         return outcomes
     division = ctx.division
-    with session_scope(ctx.engine) as session:
-        work = selected(
-            ctx, ledger.entries(session, ctx.tenant.name, FLOW, states=("pending", "posting"), division=division)
-        )
-        work_items = [(e, ledger.staged_payload(session, e)) for e in work]
-        for e, _ in work_items:
-            session.expunge(e)
-    items = [(e.id, p) for e, p in work_items]
-    if not items:
+    if not _has_work(ctx, division):
         return outcomes
     cfg = ctx.jaggaer_hook().config  # connection problems fail the task here, before anything is marked posting
     if not cfg.xml_identity or not cfg.xml_shared_secret:
         raise ConfigError(
             f"connection {ctx.tenant.jaggaer.conn_id!r}: xml_identity and xml_shared_secret are needed to import POs"
         )
-    numbers = _supplier_numbers(ctx, division, [p for _, p in items])
-    # PONumbers already held by orders of the tenant, read once for the batch (the target_ref column has no index)
-    owners = po_number_owners(ctx, {p for p in (_provisional_number(ctx, e, p) for e, p in work_items) if p})
-    for entry_id, payload in items:
-        _post_one(ctx, division, entry_id, payload, numbers, owners, outcomes)
+    # one post stage writes the tenant's POs to JAGGAER at a time (store.lease), whatever Airflow's pools do
+    lease = ctx.posting_lease(LEASE_SCOPE)
+    try:
+        lease.acquire()
+    except LeaseBusy as busy:
+        ctx.logger.warning("%s", busy)
+        outcomes.add("busy", f"division {division}", detail=str(busy))
+        outcomes.add("not_sent", n=len(_batch(ctx, division)))
+        return outcomes
+    lease.start_heartbeat()
+    try:
+        # listed again under the lease: what a stage that held it before left is seen as it is now
+        items = _batch(ctx, division)
+        numbers = _supplier_numbers(ctx, division, [p for _, p in items])
+        # PONumbers already held by orders of the tenant, read once for the batch; a number found nowhere is known to
+        # be free (an empty list), so no order asks again (the batch's own claims are added as orders are sent)
+        provisional = {p for p in (_provisional_number(ctx, e, p) for e, p in items) if p}
+        owners = po_number_owners(ctx, provisional)
+        for number in provisional:
+            owners.setdefault(number, [])
+        for n, (entry, payload) in enumerate(items):
+            try:
+                lease.check()  # a stage that was frozen past its lease stops here
+                with deferred(ctx.audit):  # each import's audit row is committed with its outcome
+                    _post_one(ctx, division, entry, payload, numbers, owners, outcomes, lease)
+            except LeaseLost as lost:
+                ctx.logger.error("%s", lost)
+                outcomes.add("lease_lost", f"division {division}", detail=str(lost))
+                outcomes.add("not_sent", n=len(items) - n)
+                break
+    finally:
+        lease.release()
     return outcomes
+
+
+def _batch(ctx: FlowContext, division: int) -> list[tuple[LedgerEntry, dict[str, Any]]]:
+    """The division's orders to send (pending, and posting left by an earlier attempt) with their staged payloads,
+    entries expunged. Every decision taken from them is guarded by the state and version read here
+    (``ledger.begin_post`` / ``finish(expect_state=, expect_hash=)``): one fewer transaction per order."""
+    with session_scope(ctx.engine) as session:
+        rows = ledger.entries_with_payloads(
+            session, ctx.tenant.name, FLOW, states=("pending", "posting"), division=division
+        )
+        keep = {id(e) for e in selected(ctx, [e for e, _ in rows])}
+        items = [(e, p) for e, p in rows if id(e) in keep]
+        for e, _ in rows:
+            session.expunge(e)
+    return items
+
+
+def _has_work(ctx: FlowContext, division: int) -> bool:
+    with session_scope(ctx.engine) as session:
+        found = ledger.entries(session, ctx.tenant.name, FLOW, states=("pending", "posting"), division=division)
+        return bool(selected(ctx, found))
 
 
 def _provisional_number(ctx: FlowContext, entry: LedgerEntry, payload: dict[str, Any]) -> str | None:
@@ -257,32 +301,33 @@ def _provisional_number(ctx: FlowContext, entry: LedgerEntry, payload: dict[str,
         return None
 
 
-def _current(ctx: FlowContext, entry_id: int) -> LedgerEntry | None:
-    with session_scope(ctx.engine) as session:
-        entry = session.get(LedgerEntry, entry_id)
-        if entry is not None:
-            session.expunge(entry)
-        return entry
-
-
 def _post_one(
     ctx: FlowContext,
     division: int,
-    entry_id: int,
+    entry: LedgerEntry,
     payload: dict[str, Any],
     numbers: dict[str, str],
     owners: dict[str, list[Claim]],
     outcomes: Outcomes,
+    lease: PostingLease | None = None,
 ) -> None:
-    engine, run_id = ctx.engine, ctx.run_id
-    entry = _current(ctx, entry_id)
-    if entry is None or entry.state not in ("pending", "posting"):
-        return  # another attempt finished it meanwhile
+    engine, run_id, entry_id = ctx.engine, ctx.run_id, entry.id
+    # decisions before the import are recorded only if the order is still as read with the batch
+    read_as = {"expect_state": entry.state, "expect_hash": entry.staged_hash}
     ref = entry.source_ref or model.order_ref(payload)
     action, skip_reason = decide_action(ctx, entry, payload)
     if action == "skip":
-        ledger.finish(engine, entry_id, "skipped", reason=f"order {ref}: {skip_reason}", run_id=run_id)
-        outcomes.add("skipped", ref, detail=f"order {ref}: {skip_reason}")
+        if ledger.finish(
+            engine,
+            entry_id,
+            "skipped",
+            reason=f"order {ref}: {skip_reason}",
+            run_id=run_id,
+            lease=lease,
+            audit_events=take_deferred(ctx.audit),
+            **read_as,
+        ):
+            outcomes.add("skipped", ref, detail=f"order {ref}: {skip_reason}")
         return
     problems = check_order(ctx.tenant, payload)
     if problems:
@@ -291,8 +336,17 @@ def _post_one(
             # sent before with an unknown outcome: it must be resolved, not parked; a person has to look
             outcomes.add("failed", ref, detail=f"{reason} (left in posting: an earlier attempt's outcome is unknown)")
             return
-        ledger.finish(engine, entry_id, "quarantined", reason=reason, run_id=run_id)
-        outcomes.add("quarantined", ref, detail=reason)
+        if ledger.finish(
+            engine,
+            entry_id,
+            "quarantined",
+            reason=reason,
+            run_id=run_id,
+            lease=lease,
+            audit_events=take_deferred(ctx.audit),
+            **read_as,
+        ):
+            outcomes.add("quarantined", ref, detail=reason)
         return
     supplier_number = numbers.get(payload.get("supplier_id") or "")
     if supplier_number is None and action == "cancel":
@@ -300,8 +354,17 @@ def _post_one(
     if supplier_number is None:
         who = payload.get("supplier_code") or payload.get("supplier_id")
         reason = f"order {ref}: supplier {who} is not mapped to a JAGGAER supplier yet"
-        if entry.state == "pending":
-            ledger.finish(engine, entry_id, "held", reason=reason, run_id=run_id)
+        if entry.state == "pending" and not ledger.finish(
+            engine,
+            entry_id,
+            "held",
+            reason=reason,
+            run_id=run_id,
+            lease=lease,
+            audit_events=take_deferred(ctx.audit),
+            **read_as,
+        ):
+            return  # changed meanwhile
         outcomes.add("held", ref, detail=reason)
         return
     # The PONumber: the one the order already has in JAGGAER (updates, cancels, resends), else from the format.
@@ -312,28 +375,44 @@ def _post_one(
     if taken:
         # Another order holds this PONumber: sending would update (or cancel) *its* PO in JAGGAER.
         reason = _conflict_reason(ctx, ref, entry, number, taken)
-        ledger.finish(engine, entry_id, "failed", reason=reason, run_id=run_id)
-        outcomes.add("failed", ref, detail=reason)
+        if ledger.finish(
+            engine,
+            entry_id,
+            "failed",
+            reason=reason,
+            run_id=run_id,
+            lease=lease,
+            audit_events=take_deferred(ctx.audit),
+            **read_as,
+        ):
+            outcomes.add("failed", ref, detail=reason)
         return
     order = build_order(ctx, payload, action, supplier_number, number=number)
 
     try:
         entry, was_posting = ledger.begin_post(
-            engine, entry_id, run_id, staged_hash=entry.staged_hash, target={"po_number": number}, division=division
+            engine,
+            entry_id,
+            run_id,
+            states=(entry.state,),
+            staged_hash=entry.staged_hash,
+            target={"po_number": number},
+            division=division,
+            lease=lease,
         )
     except ledger.StateChanged as exc:  # another run or stage moved the order meanwhile: it is theirs now
         outcomes.add("unchanged", ref, detail=f"order {ref}: skipped, it changed meanwhile ({exc.state})")
         return
     # from here on the PONumber is (or may be) this order's: later orders of the batch must not take it
     owners.setdefault(number, []).append(Claim(entry.source_id, entry.source_ref, entry.division, "sent it"))
-    result = _send(ctx, division, entry, order, outcomes, ref)
+    result = _send(ctx, division, entry, order, outcomes, ref, lease)
     if result is None:
         return  # ambiguous: left in posting
     if result.ok:
         state = "cancelled" if action == "cancel" else "posted"
         ledger.finish(
-            engine, entry_id, state, target_ref=order.po_number, target_id=result.target_id, run_id=run_id,
-            reason=f"JAGGAER PO {order.po_number}: {action} accepted",
+            engine, entry_id, state, target_ref=order.po_number, target_id=result.target_id, run_id=run_id, lease=lease,
+            reason=f"JAGGAER PO {order.po_number}: {action} accepted", audit_events=take_deferred(ctx.audit),
         )  # fmt: skip
         outcomes.add({"new": "posted", "update": "updated", "cancel": "cancelled"}[action], ref)
         return
@@ -344,45 +423,101 @@ def _post_one(
                 "sending it (another system, or a reset ledger?). Check the PO in JAGGAER; requeue the order once "
                 "it is safe to overwrite it with an update."
             )
-            ledger.finish(engine, entry_id, "failed", reason=reason, run_id=run_id)
+            ledger.finish(
+                engine,
+                entry_id,
+                "failed",
+                reason=reason,
+                run_id=run_id,
+                lease=lease,
+                audit_events=take_deferred(ctx.audit),
+            )
             outcomes.add("failed", ref, detail=reason)
             return
         claims = _claims_by_others(ctx, entry, order.po_number)
         if claims:
             # The PO may be another order's (two orders on one PONumber): an update would overwrite it.
             reason = _conflict_reason(ctx, ref, entry, order.po_number, claims)
-            ledger.finish(engine, entry_id, "failed", reason=reason, run_id=run_id)
+            ledger.finish(
+                engine,
+                entry_id,
+                "failed",
+                reason=reason,
+                run_id=run_id,
+                lease=lease,
+                audit_events=take_deferred(ctx.audit),
+            )
             outcomes.add("failed", ref, detail=reason)
             return
         # Our earlier attempt arrived. Send the current data once as an update (the order may have changed since).
         order.action = "update"
-        follow = _send(ctx, division, entry, order, outcomes, ref)
+        if lease is not None:
+            lease.renew()  # fenced below: a stage that lost its lease sends no follow-up
+        follow = _send(ctx, division, entry, order, outcomes, ref, lease)
         if follow is None:
             return
         if not follow.ok:
             reason = f"order {ref}: PO {order.po_number} exists; the follow-up update was refused: {follow.summary()}"
-            ledger.finish(engine, entry_id, "failed", reason=reason, target_ref=order.po_number, run_id=run_id)
+            ledger.finish(
+                engine,
+                entry_id,
+                "failed",
+                reason=reason,
+                target_ref=order.po_number,
+                run_id=run_id,
+                lease=lease,
+                audit_events=take_deferred(ctx.audit),
+            )
             outcomes.add("failed", ref, detail=reason)
             return
         ledger.finish(
             engine, entry_id, "posted", target_ref=order.po_number, target_id=follow.target_id, run_id=run_id,
-            reason=f"JAGGAER PO {order.po_number}: an earlier attempt had arrived; recovered",
+            lease=lease, reason=f"JAGGAER PO {order.po_number}: an earlier attempt had arrived; recovered",
+            audit_events=take_deferred(ctx.audit),
         )  # fmt: skip
         outcomes.add("posted", ref, detail=f"order {ref}: PO {order.po_number} recovered after an ambiguous attempt")
         return
     if action == "cancel" and entry.posted_hash is None:
         # The PO was never confirmed created, and JAGGAER refuses to cancel it: it never arrived.
         reason = f"order {ref}: nothing to cancel in JAGGAER ({result.summary()})"
-        ledger.finish(engine, entry_id, "skipped", reason=reason, run_id=run_id)
+        ledger.finish(
+            engine,
+            entry_id,
+            "skipped",
+            reason=reason,
+            run_id=run_id,
+            lease=lease,
+            audit_events=take_deferred(ctx.audit),
+        )
         outcomes.add("skipped", ref, detail=reason)
         return
     reason = f"order {ref}: JAGGAER refused PO {order.po_number} ({action}): {result.summary()}"
-    ledger.finish(engine, entry_id, "failed", reason=reason, target_ref=entry.target_ref, run_id=run_id)
+    ledger.finish(
+        engine,
+        entry_id,
+        "failed",
+        reason=reason,
+        target_ref=entry.target_ref,
+        run_id=run_id,
+        lease=lease,
+        audit_events=take_deferred(ctx.audit),
+    )
     outcomes.add("failed", ref, detail=reason)
 
 
-def _send(ctx: FlowContext, division: int, entry: LedgerEntry, order: Any, outcomes: Outcomes, ref: str) -> Any:
-    """One import; ``None`` (and the entry left in ``posting``) when the outcome is unknown."""
+def _send(
+    ctx: FlowContext,
+    division: int,
+    entry: LedgerEntry,
+    order: Any,
+    outcomes: Outcomes,
+    ref: str,
+    lease: PostingLease | None = None,
+) -> Any:
+    """One import; ``None`` (and the entry left in ``posting``) when the outcome is unknown. Nothing leaves once
+    the stage's posting lease is lost (``LeaseLost``)."""
+    if lease is not None:
+        lease.check()
     audit_ctx = ctx.audit_ctx(
         f"po_{order.action}",
         division=division,
