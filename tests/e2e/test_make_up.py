@@ -27,7 +27,7 @@ import pytest
 import requests
 from e2e_stack import EXACT_DAG, REPO, VENV_BIN, free_port, tail
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 SECRETS = [("core", "fernet_key"), ("api", "secret_key"), ("api_auth", "jwt_secret"), ("ml_connector", "fernet_keys")]
 
@@ -133,7 +133,7 @@ class UpRun:
             r = self.http.post(f"{self.url}/auth/token", json={"username": "admin", "password": password["admin"]})
             return r.json()["access_token"] if r.status_code in (200, 201) else None
 
-        return str(self.wait("a login at the api-server", token, 120))
+        return str(self.wait("a login at the api-server", token, 300))
 
     def trigger_and_wait(self, token: str, timeout: float = 240) -> dict[str, object]:
         headers = {"Authorization": f"Bearer {token}"}
