@@ -265,3 +265,11 @@ def test_console_lists_nav_entries() -> None:
 
     text = (Path(__file__).resolve().parents[2] / "plugins" / "ml_connector_plugin.py").read_text()
     assert re.search(r'"href": "ml-connector/ui/ledger"', text) and "fastapi_root_middlewares" in text
+
+
+def test_resolve_source_id_takes_the_invoice_number_or_id(records: dict[str, int], store: Any) -> None:
+    assert queries.resolve_source_id(store, "demo", "invoice_poll", "I00071") == ("2428071", "")
+    assert queries.resolve_source_id(store, "demo", "invoice_poll", "2428071") == ("2428071", "")
+    assert queries.resolve_source_id(store, "demo", "invoice_poll", "26700071") == ("2428071", "")
+    missing, hint = queries.resolve_source_id(store, "demo", "invoice_poll", "I00999")
+    assert missing is None and "I00999" in hint

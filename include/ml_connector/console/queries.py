@@ -325,3 +325,18 @@ def requeue(engine: Engine, tenant: str, flow: str, source_ids: Sequence[str], w
     from ml_connector.store import ledger
 
     return ledger.requeue(engine, tenant, flow, list(source_ids), by=who)
+
+
+def resolve_source_id(engine: Engine, tenant: str, flow: str, ident: str) -> tuple[str | None, str]:
+    """The ledger ``source_id`` meant by ``ident`` (an invoice number or id, order number, PONumber, entry number),
+    and a hint for a person when there is none or several: for ``mlc audit`` / ``mlc ledger requeue``, which take
+    the source id (JAGGAER invoice id 2428071) while reports show the invoice number (I00071)."""
+    found = find(engine, tenant, flow, ident)
+    if len(found) == 1:
+        return found[0].source_id, ""
+    if not found:
+        return None, (
+            f"no {flow} record of tenant {tenant!r} has {ident!r} as its id, number, target id or target number"
+        )
+    listed = ", ".join(f"{e.source_id} ({e.source_ref}, division {e.division})" for e in found[:5])
+    return None, f"{ident!r} names {len(found)} {flow} records: {listed}; give the id"
