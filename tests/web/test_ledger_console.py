@@ -273,3 +273,13 @@ def test_resolve_source_id_takes_the_invoice_number_or_id(records: dict[str, int
     assert queries.resolve_source_id(store, "demo", "invoice_poll", "26700071") == ("2428071", "")
     missing, hint = queries.resolve_source_id(store, "demo", "invoice_poll", "I00999")
     assert missing is None and "I00999" in hint
+
+
+def test_consent_callback_without_a_login_cookie_goes_through_the_login_page(browser: Any, store: Any) -> None:
+    """Consent started on 127.0.0.1 while the redirect URI says localhost: no cookie on the callback's host; the
+    browser logs in there and comes back to the callback with its code and state intact."""
+    r = browser(None).get("/ml-connector/exact/callback", params={"code": "c0de", "state": "st4te"}, headers=HTML)
+    assert r.status_code == 303, r.text[:200]
+    back = parse_qs(urlsplit(r.headers["location"]).query)["next"][0]
+    assert urlsplit(back).path == "/ml-connector/exact/callback"
+    assert parse_qs(urlsplit(back).query) == {"code": ["c0de"], "state": ["st4te"]}
