@@ -91,6 +91,7 @@ _SQLITE = {
         "relabeling": {"host": "Database file path"},
         "placeholders": {"host": "/path/to/.airflow/ml_connector.db"},
     },
+    "conn-fields": {},
 }
 
 
