@@ -44,6 +44,8 @@ class UpRun:
             AIRFLOW__API__PORT=str(self.api_port),
             AIRFLOW__API__BASE_URL=f"http://localhost:{self.api_port}",
             AIRFLOW__API__WORKERS="1",  # two shared cores
+            # only the DAG under test runs (unpaused below): no scheduled invoice poll competing for the cores
+            AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
             MLC_EXACT_PORT=str(free_port()),
             MLC_JAGGAER_PORT=str(free_port()),
             PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -139,6 +141,9 @@ class UpRun:
         headers = {"Authorization": f"Bearer {token}"}
         api = f"{self.url}/api/v2/dags/{EXACT_DAG}/dagRuns"
         self.wait("the PO push DAG", lambda: self.http.get(f"{api}?limit=1", headers=headers).ok, 120)
+        dag = f"{self.url}/api/v2/dags/{EXACT_DAG}"
+        r = self.http.patch(dag, json={"is_paused": False}, headers=headers)
+        assert r.ok, f"unpause: HTTP {r.status_code} {r.text[:300]}"
         r = self.http.post(api, json={"logical_date": None, "conf": {}}, headers=headers)
         assert r.status_code == 200, f"trigger: HTTP {r.status_code} {r.text[:500]}"
         run_id = r.json()["dag_run_id"]
@@ -179,8 +184,16 @@ def test_make_up_runs_tasks_on_a_fresh_home_and_after_a_restart(up: UpRun) -> No
     assert redirect == "http://localhost:8080/ml-connector/exact/callback", redirect
 
     up.start()
-    states = up.trigger_and_wait(up.login())
+    token = up.login()
+    states = up.trigger_and_wait(token)
     assert states, states
+    # the connection list's Test button on the SQLite connector database (port 0, as the UI sends it)
+    body = {"connection_id": "ml_connector_db", "conn_type": "sqlite", "host": str(up.home / "ml_connector.db")}
+    r = up.http.post(
+        f"{up.url}/api/v2/connections/test", json={**body, "port": 0}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert r.status_code == 200 and r.json()["status"] is True, r.text
+    assert "newest revision" in r.json()["message"], r.text
     up.stop()
 
     up.start()

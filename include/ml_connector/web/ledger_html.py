@@ -29,8 +29,7 @@ BASE = """<!DOCTYPE html>
 <a href="{{ mappings }}?tenant={{ tenant|urlencode }}">Mappings</a>
 </nav>
 <h2>{{ title }}</h2>
-<p class="muted">Tenant {{ tenant }}{% if tenants|length > 1 %} (also: {% for t in tenants if t != tenant %}<a href="?tenant={{ t|urlencode }}">{{ t }}</a> {% endfor %}){% endif %}
-&middot; signed in as {{ actor.name }}{% if actor.role %} ({{ actor.role }}){% endif %}{% if not actor.can_edit %} &middot; read only: actions need the role {{ edit_roles }}{% endif %}</p>
+<p class="muted">Tenant {{ tenant }}{% if tenants|length > 1 %} (also: {% for t in tenants if t != tenant %}<a href="?tenant={{ t|urlencode }}">{{ t }}</a> {% endfor %}){% endif %} &middot; signed in as {{ actor.name }}{% if actor.role %} ({{ actor.role }}){% endif %}{% if not actor.can_edit %} &middot; read only: actions need the role {{ edit_roles }}{% endif %}</p>
 {% if flash %}<div class="box ok" id="flash">{{ flash }}</div>{% endif %}
 {% if errors %}<div class="box err" id="errors"><ul>{% for e in errors %}<li>{{ e }}</li>{% endfor %}</ul></div>{% endif %}
 {% block body %}{% endblock %}
