@@ -91,7 +91,13 @@ _SQLITE = {
         "relabeling": {"host": "Database file path"},
         "placeholders": {"host": "/path/to/.airflow/ml_connector.db"},
     },
-    "conn-fields": {},
+    "conn-fields": {
+        "sqlalchemy_url": {
+            "label": "SQLAlchemy URL",
+            "description": "Optional: a full database URL, used instead of the file path when set",
+            "schema": {"type": ["string", "null"]},
+        },
+    },
 }
 
 
