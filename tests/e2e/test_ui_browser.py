@@ -173,6 +173,11 @@ def test_operator_day_in_the_browser(airflow_stack: AirflowStack, exact_connecte
     for conn_id in CONNECTIONS:
         row = page.locator("tr", has_text=conn_id).first
         row.wait_for()
+        # the previous button's tooltip covers this row's button until the pointer leaves it
+        page.mouse.move(5, 5)
+        page.wait_for_function(
+            "!document.querySelector('[data-scope=tooltip][data-part=content][data-state=open]')", timeout=10_000
+        )
         row.get_by_role("button", name="Test Connection").click()
         toast = page.locator("[data-scope=toast][data-part=root]", has_text=EXPECTED[conn_id]).first
         toast.wait_for(timeout=90_000)
