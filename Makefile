@@ -11,7 +11,7 @@ export AIRFLOW_HOME := $(CURDIR)/.airflow
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 HOME_STAMP := $(AIRFLOW_HOME)/.initialised
 
-.PHONY: help install home demo test up lint format bench clean lock
+.PHONY: help install home demo test test-deps up lint format bench clean lock
 
 help:
 	@echo "make demo   - run the integration end to end against the sandbox servers"
@@ -46,6 +46,9 @@ demo: home
 test: install
 	@MLC_TEST_PG_URL=$$(scripts/pg.sh start) && export MLC_TEST_PG_URL && \
 	  $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test-deps:
+	@scripts/install_test_deps.sh
 
 lint: install
 	$(VENV)/bin/ruff check .

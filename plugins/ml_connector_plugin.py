@@ -1,5 +1,8 @@
 """Airflow UI plugin: mounts ml-connector's FastAPI app at /ml-connector and adds the nav entries
-"ml-connector status" and "Mappings".
+"ml-connector status", "Mappings", "Ledger" and "Needs a person".
+
+The root middleware makes the connection list's *Test* button work for connections without a port (see
+``ml_connector.web.connection_test_fix``).
 
 Thin on purpose: everything lives in ``ml_connector.web.app``. Building the app touches no database or network.
 """
@@ -9,11 +12,15 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 from ml_connector.web.app import create_app
+from ml_connector.web.connection_test_fix import ConnectionTestPortZeroMiddleware
 
 
 class MlConnectorPlugin(AirflowPlugin):
     name = "ml_connector"
     fastapi_apps = [{"app": create_app(), "url_prefix": "/ml-connector", "name": "ml-connector"}]
+    fastapi_root_middlewares = [
+        {"middleware": ConnectionTestPortZeroMiddleware, "args": [], "kwargs": {}, "name": "ml-connector test button"}
+    ]
     external_views = [
         {
             "name": "ml-connector status",
@@ -28,5 +35,19 @@ class MlConnectorPlugin(AirflowPlugin):
             "destination": "nav",
             "category": "browse",
             "url_route": "ml-connector-mappings",
+        },
+        {
+            "name": "Ledger",
+            "href": "ml-connector/ui/ledger",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "ml-connector-ledger",
+        },
+        {
+            "name": "Needs a person",
+            "href": "ml-connector/ui/ledger/attention",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "ml-connector-attention",
         },
     ]

@@ -1,4 +1,6 @@
-"""Airflow provider entry point: the ``exact_online`` and ``jaggaer`` connection types and their form fields.
+"""Airflow provider entry point: the ``exact_online`` and ``jaggaer`` connection types and their form fields,
+and a hook for ``sqlite`` connections (the embedded connector database, ``ml_connector_db``): Airflow 3.3 ships no
+SQLite provider, so without it that connection's *Test* button has no hook to call.
 
 Airflow 3.3's UI reads the declarative ``ui-field-behaviour`` / ``conn-fields`` here (the old
 ``get_connection_form_widgets`` classmethods are ignored without the FAB provider).
@@ -95,11 +97,30 @@ _JAGGAER = {
 }
 
 
+_SQLITE = {
+    "connection-type": "sqlite",
+    "hook-class-name": "ml_connector.connector_db_hook.ConnectorDbHook",
+    "hook-name": "SQLite (ml-connector database)",
+    "ui-field-behaviour": {
+        "hidden-fields": ["schema", "port", "login", "password"],
+        "relabeling": {"host": "Database file path"},
+        "placeholders": {"host": "/path/to/.airflow/ml_connector.db"},
+    },
+    "conn-fields": {
+        "sqlalchemy_url": {
+            "label": "SQLAlchemy URL",
+            "description": "Optional: a full database URL, used instead of the file path when set",
+            "schema": {"type": ["string", "null"]},
+        },
+    },
+}
+
+
 def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "ml-connector",
         "name": "ml-connector",
         "description": "Exact Online and JAGGAER connections for the ml-connector integration",
         "versions": [__version__],
-        "connection-types": [_EXACT, _JAGGAER],
+        "connection-types": [_EXACT, _JAGGAER, _SQLITE],
     }

@@ -291,6 +291,9 @@ class AirflowStack:
                 ),
             },
         }
+        # The connector database as a stored connection too (the components get it from AIRFLOW_CONN_ML_CONNECTOR_DB,
+        # which wins): so it is listed in the UI and its *Test* button can be pressed.
+        self.connections["ml_connector_db"] = self.db_connection()
         (home / "connections.json").write_text(json.dumps(self.connections, indent=2), encoding="utf-8")
 
         cfg = f"""[core]
@@ -337,10 +340,10 @@ task_max_retry_delay = 2
         (home / "airflow.cfg").write_text(cfg, encoding="utf-8")
         (home / "airflow.cfg").chmod(0o600)
 
-    def child_env(self) -> dict[str, str]:
-        """The environment of every component: nothing from the test process's Airflow/connector settings."""
+    def db_connection(self) -> dict[str, Any]:
+        """The ``ml_connector_db`` connection: the stack's PostgreSQL database."""
         url = make_url(self.db_url)
-        db_conn = {
+        db_conn: dict[str, Any] = {
             "conn_type": "postgres",
             "host": url.host or "127.0.0.1",
             "port": url.port or 5432,
@@ -349,6 +352,11 @@ task_max_retry_delay = 2
         }
         if url.password:
             db_conn["password"] = str(url.password)
+        return db_conn
+
+    def child_env(self) -> dict[str, str]:
+        """The environment of every component: nothing from the test process's Airflow/connector settings."""
+        db_conn = self.db_connection()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLC_", "_AIRFLOW"))}
         env.update(
             AIRFLOW_HOME=str(self.home),

@@ -11,7 +11,9 @@ def test_entry_point_registered_and_matches_distribution() -> None:
     info = eps[0].load()()
     assert info["package-name"] == "ml-connector"
     types = {c["connection-type"]: c for c in info["connection-types"]}
-    assert set(types) == {"exact_online", "jaggaer"}
+    # sqlite: the embedded connector database's Test button (Airflow 3.3 ships no SQLite provider)
+    assert set(types) == {"exact_online", "jaggaer", "sqlite"}
+    assert types["sqlite"]["hook-class-name"] == "ml_connector.connector_db_hook.ConnectorDbHook"
     assert types["jaggaer"]["conn-fields"]["xml_shared_secret"]["schema"]["format"] == "password"
     assert types["exact_online"]["ui-field-behaviour"]["relabeling"]["login"] == "Client ID"
 

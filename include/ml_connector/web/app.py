@@ -8,6 +8,10 @@ login cookie or a Bearer JWT both work):
     code, stores the tokens, checks ``current/Me`` and the tenant's divisions, and shows the result.
 ``GET /ui/status``  (read connections) the status table of ``mlc status`` (``?check=1`` calls the APIs live).
 ``/ui/mappings...``  the mappings page: viewers look, op/admin change (``ml_connector.web.mappings_views``).
+``/ui/ledger...``  the ledger console: records, one record's history, needs a person, audit export
+    (``ml_connector.web.ledger_views``; same rules as the mappings page).
+
+A logged-out browser is sent to Airflow's login page and back (``ml_connector.web.login_redirect``).
 
 No database or network access happens when the app is built; only when a route runs.
 """
@@ -180,9 +184,13 @@ def create_app(guards: dict[str, Any] | None = None) -> FastAPI:
         )
         return _page("ml-connector status", body)
 
+    from ml_connector.web.ledger_views import install as install_ledger
+    from ml_connector.web.login_redirect import install as install_login_redirect
     from ml_connector.web.mappings_views import install as install_mappings
 
+    install_login_redirect(app)
     install_mappings(app)
+    install_ledger(app)
     return app
 
 

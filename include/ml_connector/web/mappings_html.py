@@ -78,7 +78,8 @@ JAGGAER vendor {{ f.jaggaer_id }} in {{ f.division }} &rarr; Exact code
 {% endfor %}{% endif %}
 {% else %}<p class="muted">None.</p>{% endif %}
 {% if other_waiting %}<p class="muted">{{ other_waiting }} other held/quarantined record(s) wait for something else than a
-mapping: see <code>mlc ledger</code>.</p>{% endif %}
+mapping: see <a href="{{ base|replace('/mappings', '/ledger') }}/attention?tenant={{ tenant|urlencode }}">Needs a person</a> in the ledger console
+(or <code>mlc ledger list</code>).</p>{% endif %}
 
 <h3 id="vendors">Vendor links ({{ vendors|length }})</h3>
 <p class="muted">JAGGAER vendor &rarr; Exact supplier, per Exact division. Unlinked vendors are matched on
