@@ -43,7 +43,7 @@ home: $(HOME_STAMP)
 demo: home
 	@scripts/demo.sh
 
-test: install
+test: install test-deps
 	@MLC_TEST_PG_URL=$$(scripts/pg.sh start) && export MLC_TEST_PG_URL && \
 	  $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
