@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +20,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "flows" / "invoice_poll"))
 
 from invoice_poll_support import Servers, World, start_servers, stop_servers, world_fixture
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "flows" / "po_push"))
+
+import po_push_support
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "jaggaer_invoice_poll__demo"
@@ -85,25 +89,46 @@ def test_two_dags_test_processes_at_once_post_each_invoice_once(
     # the next day 03:00 London: the inferred one-day interval [day 02:00, day+1 02:00) covers the invoices
     logical = datetime(w.day.year, w.day.month, w.day.day, 3, tzinfo=ZoneInfo("Europe/London")) + timedelta(days=1)
     logical_text = logical.isoformat()
-    migrated = migrated_db
+    _run_together(DAG_ID, logical_text, migrated_db, tmp_path)
+    for ref in refs:
+        assert len(w.entries_for(ref)) == 1, ref
+    posts = [c for c in w.exact.calls()["log"] if c["method"] == "POST" and "PurchaseEntries" in c["path"]]
+    assert len(posts) == len(refs)  # no second POST of any invoice, not even one refused or found later
+    assert w.states().get("posted") == len(refs)
+
+
+def _run_together(dag_id: str, logical: str, migrated: Path, tmp_path: Path) -> None:
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "airflow", "dags", "test", DAG_ID, logical_text],
-            env=_airflow_env(tmp_path / f"home{i}", migrated),
+            [sys.executable, "-m", "airflow", "dags", "test", dag_id, logical],
+            env=_airflow_env(tmp_path / f"{dag_id}-home{i}", migrated),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
         for i in range(2)
     ]
-    outputs = []
-    for p in procs:
-        out, _ = p.communicate(timeout=600)
-        outputs.append(out)
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
     for p, out in zip(procs, outputs, strict=True):
         assert p.returncode == 0, out[-3000:]
-    for ref in refs:
-        assert len(w.entries_for(ref)) == 1, ref
-    posts = [c for c in w.exact.calls()["log"] if c["method"] == "POST" and "PurchaseEntries" in c["path"]]
-    assert len(posts) == len(refs)  # no second POST of any invoice, not even one refused or found later
-    assert w.states().get("posted") == len(refs)
+
+
+@pytest.mark.slow
+def test_two_po_push_dags_test_processes_at_once_create_each_po_once(
+    sqlite_engine: Any, migrated_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for the PO push: both processes read the same orders through the sync cursor; JAGGAER answers each
+    POXMLImport after 2 s; one JAGGAER PO per order, created once."""
+    monkeypatch.setenv("MLC_DB_URL", str(sqlite_engine.url))
+    monkeypatch.setenv("MLC_TASK_RETRIES", "1")
+    monkeypatch.setenv("MLC_TASK_RETRY_DELAY", "0.2")
+    w = po_push_support.make_world(sqlite_engine, monkeypatch)
+    orders = [w.create_po(code, [po_push_support.line()]) for code in ("1001", "1002", "1003")]
+    w.jaggaer_fault(method="POST", path="POXMLImport", action="latency", delay_s=2.0, count=None)
+    _run_together("exact_po_push__demo", datetime.now(UTC).replace(microsecond=0).isoformat(), migrated_db, tmp_path)
+    pos = w.jaggaer_pos()
+    for po in orders:
+        number = po_push_support.po_number(po)
+        assert number in pos
+        creates = [m for m in w.jaggaer_state()["po_messages"] if m["poNumber"] == number and m["action"] == "create"]
+        assert len(creates) == 1, number
