@@ -244,6 +244,34 @@ def _alive(record: dict[str, Any]) -> bool:
     return _start_time(record["pid"]) == record["start_time"]
 
 
+def _stat(pid: int) -> list[str] | None:
+    """Fields of ``/proc/<pid>/stat`` after the command name (state, ppid, pgrp, session, ...)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _all_pids() -> list[int]:
+    return [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit()]
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid``, every process of its session (each component leads a session of its own) and every descendant.
+
+    Celery and Airflow rename their processes (setproctitle), which also hides their environment, so a process is
+    found by where it comes from rather than by ``MLC_CLUSTER_ID`` alone."""
+    stats = {p: st for p in _all_pids() if (st := _stat(p)) is not None}
+    found = {pid} if pid in stats else set()
+    found |= {p for p, st in stats.items() if int(st[3]) == pid}  # same session (pid leads it)
+    grew = True
+    while grew:  # descendants that left the session
+        more = {p for p, st in stats.items() if int(st[1]) in found and p not in found}
+        found |= more
+        grew = bool(more)
+    return sorted(found)
+
+
 def processes_with(marker: dict[str, str]) -> list[int]:
     """Ids of the processes whose environment holds every ``marker`` variable (``MLC_CLUSTER_ID`` ...)."""
     wanted = {f"{k}={v}".encode() for k, v in marker.items()}
@@ -652,6 +680,9 @@ def down(config: ClusterConfig, *, quiet: bool = False, timeout: float = 30.0) -
         time.sleep(0.3)
     for rec in recs.values():
         _signal_group(rec["pid"], signal.SIGKILL)  # the leader, and what is left in its group
+        for pid in process_tree(rec["pid"]):  # and anything of its session or below it that left the group
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     secrets_path = config.dir / "secrets.json"
     stragglers: list[int] = []
     if secrets_path.exists():

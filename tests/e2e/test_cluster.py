@@ -132,6 +132,10 @@ class Cluster:
     def down(self) -> subprocess.CompletedProcess[str]:
         return self.script("down", timeout=180)
 
+    def records(self) -> dict[str, dict[str, Any]]:
+        """What ``up`` started (``run/*.json``): name -> pid, log, ..."""
+        return cluster_mod.records(cluster_mod.ClusterConfig.from_env(self.env))
+
     @property
     def cluster_id(self) -> str:
         return json.loads((self.dir / "secrets.json").read_text(encoding="utf-8"))["cluster_id"]
@@ -412,13 +416,13 @@ def test_both_flows_two_tenants_two_workers_and_a_killed_worker(cluster: Cluster
     victim = caught["ti"]["hostname"]
     survivor = {"worker-1", "worker-2"} - {victim}
     assert victim in ("worker-1", "worker-2") and len(survivor) == 1, caught
-    marker = {"MLC_CLUSTER_ID": c.cluster_id, "MLC_NODE_NAME": victim}
-    pids = cluster_mod.processes_with(marker)
-    assert len(pids) >= 2, f"{victim}: expected its celery worker and task processes, found {pids}"
+    leader = c.records()[victim]["pid"]
+    pids = cluster_mod.process_tree(leader)
+    assert len(pids) >= 3, f"{victim}: expected the celery worker, its pool and the task processes, found {pids}"
     for pid in pids:  # the machine is gone: every process of the worker at once
         os.kill(pid, signal.SIGKILL)
     killed_at = time.monotonic()
-    c.wait_for(f"{victim}'s processes to be gone", lambda: not cluster_mod.processes_with(marker), 30, 0.5)
+    c.wait_for(f"{victim}'s processes to be gone", lambda: not cluster_mod.process_tree(leader), 30, 0.5)
     c.exact("DELETE", "faults")  # the retry goes at normal speed; the POST in flight still completes
 
     state = c.wait_run(dag_id, run_id, timeout=600)
@@ -486,10 +490,18 @@ def test_cluster_down_leaves_nothing_running(cluster: Cluster) -> None:
     c = cluster
     pg_dir = c.env["MLC_CLUSTER_PG_DIR"]
     assert cluster_mod.processes_with({"MLC_CLUSTER_ID": c.cluster_id}), "the cluster is not running"
+    started = [
+        (pid, cluster_mod._start_time(pid))
+        for rec in c.records().values()
+        for pid in cluster_mod.process_tree(rec["pid"])
+    ]
+    assert len(started) > 10, started
     out = c.down()
     assert out.returncode == 0, out.stdout + out.stderr
     assert "cluster stopped" in out.stdout, out.stdout
     assert cluster_mod.processes_with({"MLC_CLUSTER_ID": c.cluster_id}) == []
+    alive = [pid for pid, since in started if cluster_mod._start_time(pid) == since]
+    assert alive == [], f"processes started by the cluster still running: {alive}"
     ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
     left = [
         line
