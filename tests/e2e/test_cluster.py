@@ -242,6 +242,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     dags = directory / "dags"  # the repo's DAGs plus the token-chain probe
     dags.mkdir()
     for source in [*sorted((REPO / "dags").glob("*.py")), REPO / "tests" / "e2e" / "cluster_dags" / f"{PROBE_DAG}.py"]:
+        assert source.is_file(), source
         (dags / source.name).symlink_to(source)
     c = Cluster(directory, dags)
     try:
