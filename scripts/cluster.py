@@ -256,13 +256,16 @@ def _all_pids() -> list[int]:
     return [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit()]
 
 
-def process_tree(pid: int) -> list[int]:
+def process_tree(pid: int, start_time: str | None = None) -> list[int]:
     """``pid``, every process of its session (each component leads a session of its own) and every descendant.
 
     Celery and Airflow rename their processes (setproctitle), which also hides their environment, so a process is
-    found by where it comes from rather than by ``MLC_CLUSTER_ID`` alone."""
+    found by where it comes from rather than by ``MLC_CLUSTER_ID`` alone. With ``start_time``, ``pid`` itself (and
+    what descends from it) counts only while it is still that process, not a later one that reused the id; the
+    session id is safe either way (the kernel does not reuse an id while a session still carries it)."""
     stats = {p: st for p in _all_pids() if (st := _stat(p)) is not None}
-    found = {pid} if pid in stats else set()
+    same = pid in stats and (start_time is None or stats[pid][19] == start_time)
+    found = {pid} if same else set()
     found |= {p for p, st in stats.items() if int(st[3]) == pid}  # same session (pid leads it)
     grew = True
     while grew:  # descendants that left the session
@@ -680,7 +683,7 @@ def down(config: ClusterConfig, *, quiet: bool = False, timeout: float = 30.0) -
         time.sleep(0.3)
     for rec in recs.values():
         _signal_group(rec["pid"], signal.SIGKILL)  # the leader, and what is left in its group
-        for pid in process_tree(rec["pid"]):  # and anything of its session or below it that left the group
+        for pid in process_tree(rec["pid"], rec["start_time"]):  # and anything of its session or below it
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     secrets_path = config.dir / "secrets.json"

@@ -417,13 +417,13 @@ def test_both_flows_two_tenants_two_workers_and_a_killed_worker(cluster: Cluster
     victim = caught["ti"]["hostname"]
     survivor = {"worker-1", "worker-2"} - {victim}
     assert victim in ("worker-1", "worker-2") and len(survivor) == 1, caught
-    leader = c.records()[victim]["pid"]
-    pids = cluster_mod.process_tree(leader)
+    leader = c.records()[victim]
+    pids = cluster_mod.process_tree(leader["pid"], leader["start_time"])
     assert len(pids) >= 3, f"{victim}: expected the celery worker, its pool and the task processes, found {pids}"
     for pid in pids:  # the machine is gone: every process of the worker at once
         os.kill(pid, signal.SIGKILL)
     killed_at = time.monotonic()
-    c.wait_for(f"{victim}'s processes to be gone", lambda: not cluster_mod.process_tree(leader), 30, 0.5)
+    c.wait_for(f"{victim}'s processes to be gone", lambda: not cluster_mod.process_tree(leader["pid"]), 30, 0.5)
     c.exact("DELETE", "faults")  # the retry goes at normal speed; the POST in flight still completes
 
     state = c.wait_run(dag_id, run_id, timeout=600)
