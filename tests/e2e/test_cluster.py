@@ -403,6 +403,7 @@ def test_both_flows_two_tenants_two_workers_and_a_killed_worker(cluster: Cluster
                                     "delay_s": POST_LATENCY_S, "count": None})  # fmt: skip
     dag_id = invoice_dag(tenant)
     post_task = f"division_{division}.post"
+    c.exact("DELETE", "calls")
     run_id = c.trigger(dag_id)
 
     def post_in_flight() -> dict[str, Any] | None:
@@ -439,6 +440,11 @@ def test_both_flows_two_tenants_two_workers_and_a_killed_worker(cluster: Cluster
     for i in new:  # nothing lost, nothing twice: each new invoice is one entry in Exact
         assert ledgers[tenant][i]["state"] == "posted", ledgers[tenant][i]
         assert refs[(division, i)] == 1, (i, refs[(division, i)])
+    # the record in flight was settled, not sent again: one POST per new invoice reached Exact, the killed one included
+    counts = c.exact("GET", "calls")["by_endpoint"]
+    posts = sum(n for k, n in counts.items() if k.startswith("POST ") and k.endswith("PurchaseEntries"))
+    print(f"cluster: in flight when killed: {[(i, ledgers[tenant][i]['reason']) for i in caught['posting']]}")
+    assert posts == len(new), f"{posts} POSTs of purchase entries for {len(new)} new invoices: {counts}"
     assert_pos_exactly_once(c)
 
     # the worker comes back (what a restarted machine or `scripts/cluster.sh worker N` does)
