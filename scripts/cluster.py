@@ -476,7 +476,8 @@ def connections(config: ClusterConfig) -> dict[str, dict[str, Any]]:
             "host": config.exact_url,
             "login": app["client_id"],
             "password": app["client_secret"],
-            "extra": json.dumps({"redirect_uri": config.callback_url}),
+            # the sandboxes are plain http on loopback, which the outbound URL policy allows only for sandbox ones
+            "extra": json.dumps({"redirect_uri": config.callback_url, "sandbox": True}),
         }
         out[f"jaggaer_{tenant}"] = {
             "conn_type": "jaggaer",
@@ -489,6 +490,7 @@ def connections(config: ClusterConfig) -> dict[str, dict[str, Any]]:
                     "xml_url": f"{config.jaggaer_url}/apps/Router",
                     "xml_identity": jaggaer["identity"],
                     "xml_shared_secret": jaggaer["shared_secret"],
+                    "sandbox": True,
                 }
             ),
         }
@@ -500,6 +502,14 @@ def login(config: ClusterConfig, keys: Secrets) -> str:
     if r.status_code not in (200, 201):
         raise ClusterError(f"POST /auth/token: HTTP {r.status_code} {r.text[:300]}")
     return r.json()["access_token"]
+
+
+def _text(html: str, limit: int = 1500) -> str:
+    """The readable text of an HTML error page (the plugin's pages carry a style block first)."""
+    import re
+
+    html = re.sub(r"(?is)<(style|script)[^>]*>.*?</\1>", " ", html)
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())[:limit]
 
 
 def connect_exact(config: ClusterConfig, token: str) -> list[str]:
@@ -514,14 +524,14 @@ def connect_exact(config: ClusterConfig, token: str) -> list[str]:
         r = http("GET", f"{config.api_url}/ml-connector/exact/connect", params={"tenant": tenant}, headers=auth,
                  allow_redirects=False)  # fmt: skip
         if r.status_code != 302:
-            raise ClusterError(f"Exact connect for tenant {tenant}: HTTP {r.status_code} {r.text[:300]}")
+            raise ClusterError(f"Exact connect for tenant {tenant}: HTTP {r.status_code} {_text(r.text)}")
         r = http("GET", r.headers["location"], allow_redirects=False)
         if r.status_code != 302:
             raise ClusterError(f"Exact sandbox consent for tenant {tenant}: HTTP {r.status_code} {r.text[:300]}")
         parts = urlsplit(r.headers["location"])
         r = http("GET", f"{config.api_url}{parts.path}?{parts.query}", headers=auth)
         if r.status_code != 200 or "Exact Online connected" not in r.text:
-            raise ClusterError(f"Exact callback for tenant {tenant}: HTTP {r.status_code} {r.text[:300]}")
+            raise ClusterError(f"Exact callback for tenant {tenant}: HTTP {r.status_code} {_text(r.text)}")
         done.append(tenant)
     return done
 
