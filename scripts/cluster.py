@@ -361,6 +361,8 @@ def wait_until(what: str, check: Any, timeout: float, diagnostics: Any = None) -
             result = check()
             if result:
                 return result
+        except ClusterError:  # a component died: no point waiting any longer
+            raise
         except Exception as exc:  # keep polling; the last error goes into the message
             last = exc
         time.sleep(0.5)
