@@ -240,8 +240,15 @@ def _start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+def process_alive(pid: int, start_time: str | None) -> bool:
+    """``pid`` is still the process that started at ``start_time`` and has not exited (a zombie has: it only waits
+    to be reaped by its parent, here often PID 1, which may take a while)."""
+    st = _stat(pid)
+    return st is not None and st[19] == start_time and st[0] != "Z"
+
+
 def _alive(record: dict[str, Any]) -> bool:
-    return _start_time(record["pid"]) == record["start_time"]
+    return process_alive(record["pid"], record["start_time"])
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -263,7 +270,7 @@ def process_tree(pid: int, start_time: str | None = None) -> list[int]:
     found by where it comes from rather than by ``MLC_CLUSTER_ID`` alone. With ``start_time``, ``pid`` itself (and
     what descends from it) counts only while it is still that process, not a later one that reused the id; the
     session id is safe either way (the kernel does not reuse an id while a session still carries it)."""
-    stats = {p: st for p in _all_pids() if (st := _stat(p)) is not None}
+    stats = {p: st for p in _all_pids() if (st := _stat(p)) is not None and st[0] != "Z"}
     same = pid in stats and (start_time is None or stats[pid][19] == start_time)
     found = {pid} if same else set()
     found |= {p for p, st in stats.items() if int(st[3]) == pid}  # same session (pid leads it)
@@ -693,11 +700,17 @@ def down(config: ClusterConfig, *, quiet: bool = False, timeout: float = 30.0) -
     deadline = time.monotonic() + timeout
     while any(_alive(r) for r in recs.values()) and time.monotonic() < deadline:
         time.sleep(0.3)
-    for rec in recs.values():
-        _signal_group(rec["pid"], signal.SIGKILL)  # the leader, and what is left in its group
-        for pid in process_tree(rec["pid"], rec["start_time"]):  # and anything of its session or below it
+    left: list[int] = []
+    for _ in range(50):  # SIGKILL is not instant: until nothing of any component is left (zombies aside)
+        left = [p for rec in recs.values() for p in process_tree(rec["pid"], rec["start_time"])]
+        if not left:
+            break
+        for rec in recs.values():
+            _signal_group(rec["pid"], signal.SIGKILL)  # the leader, and what is left in its group
+        for pid in left:  # and anything of its session or below it
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
     secrets_path = config.dir / "secrets.json"
     stragglers: list[int] = []
     if secrets_path.exists():
@@ -713,8 +726,8 @@ def down(config: ClusterConfig, *, quiet: bool = False, timeout: float = 30.0) -
     subprocess.run([str(REPO / "scripts" / "pg.sh"), "stop"], env=config.pg_env(), check=False)
     for path in config.run.glob("*.json") if config.run.exists() else []:
         path.unlink()
-    if stragglers:
-        raise ClusterError(f"processes of the cluster survived SIGKILL: {stragglers}")
+    if stragglers or left:
+        raise ClusterError(f"processes of the cluster survived SIGKILL: {sorted(set(stragglers + left))}")
     if not quiet:
         print(f"cluster stopped ({len(recs)} processes and PostgreSQL on port {config.pg_port}); state kept in "
               f"{config.dir} (delete it to start from scratch)")  # fmt: skip

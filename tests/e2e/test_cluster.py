@@ -463,7 +463,7 @@ def ensure_workers(c: Cluster) -> None:
     records = c.records()
     for name in ("worker-1", "worker-2"):
         rec = records.get(name)
-        if rec is None or cluster_mod._start_time(rec["pid"]) != rec["start_time"]:
+        if rec is None or not cluster_mod.process_alive(rec["pid"], rec["start_time"]):
             out = c.script("worker", name.removeprefix("worker-"), timeout=300)
             assert out.returncode == 0, out.stdout + out.stderr
 
@@ -524,7 +524,7 @@ def test_cluster_down_leaves_nothing_running(cluster: Cluster) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     assert "cluster stopped" in out.stdout, out.stdout
     assert cluster_mod.processes_with({"MLC_CLUSTER_ID": c.cluster_id}) == []
-    alive = [pid for pid, since in started if cluster_mod._start_time(pid) == since]
+    alive = [pid for pid, since in started if cluster_mod.process_alive(pid, since)]
     assert alive == [], f"processes started by the cluster still running: {alive}"
     ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
     left = [
