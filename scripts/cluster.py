@@ -46,6 +46,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "include"))  # this checkout's code first, whatever is installed
 
 from ml_connector.deploy import settings  # noqa: E402
+from ml_connector.deploy.procs import (  # noqa: E402
+    port_free,
+    process_alive,
+    process_tree,
+    processes_with,
+    signal_group,
+    start_time,
+    tail,
+)
 
 INIT_COMMANDS = settings.INIT_COMMANDS
 ADMIN = "admin"
@@ -230,72 +239,8 @@ def worker_env(config: ClusterConfig, keys: Secrets, n: int) -> dict[str, str]:
     }
 
 
-# --------------------------------------------------------------------------------------------------- processes
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (to tell our process from a later one that reused its id)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def process_alive(pid: int, start_time: str | None) -> bool:
-    """``pid`` is still the process that started at ``start_time`` and has not exited (a zombie has: it only waits
-    to be reaped by its parent, here often PID 1, which may take a while)."""
-    st = _stat(pid)
-    return st is not None and st[19] == start_time and st[0] != "Z"
-
-
 def _alive(record: dict[str, Any]) -> bool:
     return process_alive(record["pid"], record["start_time"])
-
-
-def _stat(pid: int) -> list[str] | None:
-    """Fields of ``/proc/<pid>/stat`` after the command name (state, ppid, pgrp, session, ...)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def _all_pids() -> list[int]:
-    return [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit()]
-
-
-def process_tree(pid: int, start_time: str | None = None) -> list[int]:
-    """``pid``, every process of its session (each component leads a session of its own) and every descendant.
-
-    Celery and Airflow rename their processes (setproctitle), which also hides their environment, so a process is
-    found by where it comes from rather than by ``MLC_CLUSTER_ID`` alone. With ``start_time``, ``pid`` itself (and
-    what descends from it) counts only while it is still that process, not a later one that reused the id; the
-    session id is safe either way (the kernel does not reuse an id while a session still carries it)."""
-    stats = {p: st for p in _all_pids() if (st := _stat(p)) is not None and st[0] != "Z"}
-    same = pid in stats and (start_time is None or stats[pid][19] == start_time)
-    found = {pid} if same else set()
-    found |= {p for p, st in stats.items() if int(st[3]) == pid}  # same session (pid leads it)
-    grew = True
-    while grew:  # descendants that left the session
-        more = {p for p, st in stats.items() if int(st[1]) in found and p not in found}
-        found |= more
-        grew = bool(more)
-    return sorted(found)
-
-
-def processes_with(marker: dict[str, str]) -> list[int]:
-    """Ids of the processes whose environment holds every ``marker`` variable (``MLC_CLUSTER_ID`` ...)."""
-    wanted = {f"{k}={v}".encode() for k, v in marker.items()}
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = set((entry / "environ").read_bytes().split(b"\0"))
-        except OSError:
-            continue
-        if wanted <= environ:
-            found.append(int(entry.name))
-    return found
 
 
 def spawn(config: ClusterConfig, name: str, argv: list[str], env: dict[str, str]) -> dict[str, Any]:
@@ -314,7 +259,7 @@ def spawn(config: ClusterConfig, name: str, argv: list[str], env: dict[str, str]
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    record = {"name": name, "pid": popen.pid, "start_time": _start_time(popen.pid), "argv": argv, "log": str(log)}
+    record = {"name": name, "pid": popen.pid, "start_time": start_time(popen.pid), "argv": argv, "log": str(log)}
     (config.run / f"{name}.json").write_text(json.dumps(record), encoding="utf-8")
     return record
 
@@ -326,13 +271,6 @@ def records(config: ClusterConfig) -> dict[str, dict[str, Any]]:
             rec = json.loads(path.read_text(encoding="utf-8"))
             out[rec["name"]] = rec
     return out
-
-
-def tail(path: str | Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(Path(path).read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-    except OSError as exc:
-        return f"<cannot read {path}: {exc}>"
 
 
 def run_once(config: ClusterConfig, name: str, argv: list[str], env: dict[str, str], timeout: float = 300) -> None:
@@ -348,16 +286,6 @@ def run_once(config: ClusterConfig, name: str, argv: list[str], env: dict[str, s
             raise ClusterError(f"`{shlex.join(argv)}` did not finish in {timeout:.0f} s:\n{tail(log)}") from None
     if rc != 0:
         raise ClusterError(f"`{shlex.join(argv)}` failed (exit {rc}):\n{tail(log)}")
-
-
-def port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def wait_until(what: str, check: Any, timeout: float, diagnostics: Any = None) -> Any:
@@ -681,18 +609,13 @@ def up(config: ClusterConfig) -> dict[str, Any]:
     return info
 
 
-def _signal_group(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
 def down(config: ClusterConfig, *, quiet: bool = False, timeout: float = 30.0) -> list[str]:
     """Stop every process ``up`` started: the scheduler first, then the rest (SIGTERM, SIGKILL after ``timeout``),
     stragglers found by ``MLC_CLUSTER_ID``, then the cluster's PostgreSQL."""
     recs = {n: r for n, r in records(config).items() if _alive(r)}
     order = sorted(recs.values(), key=lambda r: (r["name"] != "scheduler", r["name"] in ("redis", "sandboxes")))
     for rec in order:
-        _signal_group(rec["pid"], signal.SIGTERM)
+        signal_group(rec["pid"], signal.SIGTERM)
         if rec["name"] == "scheduler":  # no new task starts while the rest stops
             deadline = time.monotonic() + 10
             while _alive(rec) and time.monotonic() < deadline:
@@ -706,7 +629,7 @@ def down(config: ClusterConfig, *, quiet: bool = False, timeout: float = 30.0) -
         if not left:
             break
         for rec in recs.values():
-            _signal_group(rec["pid"], signal.SIGKILL)  # the leader, and what is left in its group
+            signal_group(rec["pid"], signal.SIGKILL)  # the leader, and what is left in its group
         for pid in left:  # and anything of its session or below it
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

@@ -515,9 +515,9 @@ def test_cluster_down_leaves_nothing_running(cluster: Cluster) -> None:
     pg_dir = c.env["MLC_CLUSTER_PG_DIR"]
     assert cluster_mod.processes_with({"MLC_CLUSTER_ID": c.cluster_id}), "the cluster is not running"
     started = [
-        (pid, cluster_mod._start_time(pid))
+        (pid, cluster_mod.start_time(pid))
         for rec in c.records().values()
-        for pid in cluster_mod.process_tree(rec["pid"])
+        for pid in cluster_mod.process_tree(rec["pid"], rec["start_time"])
     ]
     assert len(started) > 10, started
     out = c.down()
