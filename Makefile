@@ -11,12 +11,14 @@ export AIRFLOW_HOME := $(CURDIR)/.airflow
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 HOME_STAMP := $(AIRFLOW_HOME)/.initialised
 
-.PHONY: help install home demo test test-deps up lint format bench clean lock
+.PHONY: help install home demo test test-deps up cluster cluster-down lint format bench clean lock
 
 help:
 	@echo "make demo   - run the integration end to end against the sandbox servers"
 	@echo "make test   - the whole test suite (SQLite and PostgreSQL)"
 	@echo "make up     - Airflow (UI on http://localhost:8080) plus the sandbox servers"
+	@echo "make cluster - the docker-compose topology on this machine: CeleryExecutor, Redis, PostgreSQL, 2 workers"
+	@echo "make cluster-down - stop everything make cluster started"
 	@echo "make lint   - ruff check and format check"
 	@echo "make bench  - benchmarks (API calls per record, throughput, memory)"
 
@@ -60,6 +62,12 @@ format: install
 
 up: home
 	@scripts/up.sh
+
+cluster: install
+	@MLC_PYTHON=$(CURDIR)/$(PY) scripts/cluster.sh up
+
+cluster-down:
+	@MLC_PYTHON=$$(test -x $(PY) && echo $(CURDIR)/$(PY) || command -v python3) scripts/cluster.sh down
 
 bench: home
 	@$(PY) -m bench

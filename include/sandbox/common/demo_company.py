@@ -275,7 +275,39 @@ def supplier_by_code(code: str) -> Supplier:
 
 
 def suppliers_in(division: int) -> list[Supplier]:
+    division = SECOND_COMPANY_MIRRORS.get(division, division)
     return [s for s in SUPPLIERS if division in s.divisions]
+
+
+# --------------------------------------------------------------------------------------------------- second tenant
+# A second customer of the connector (cluster runs: two tenants x two divisions). Opt-in: the sandboxes seed it only
+# when reset with ``{"second_tenant": true}``, so the default demo (and every test that counts divisions) is unchanged.
+# Its divisions mirror the demo's (same supplier codes and ledgers, their own GUIDs), so the same vendor matching works.
+SECOND_COMPANY_NAME = "Northfield Fabrication Group"
+SECOND_TENANT = "northfield"
+SECOND_DIVISIONS: dict[int, dict[str, str]] = {
+    333333: {
+        "name": "Northfield Fabrication Ltd",
+        "business_unit": "NF-FAB",
+        "city": "Leeds",
+        "vat_number": "GB412230871",
+        "chamber_of_commerce": "09123456",
+    },
+    444444: {
+        "name": "Northfield Assembly Ltd",
+        "business_unit": "NF-ASM",
+        "city": "Bradford",
+        "vat_number": "GB412230972",
+        "chamber_of_commerce": "09123457",
+    },
+}
+SECOND_BUSINESS_UNITS: dict[str, int] = {"NF-FAB": 333333, "NF-ASM": 444444}
+SECOND_COMPANY_MIRRORS: dict[int, int] = {333333: 111111, 444444: 222222}  # second division -> demo division
+
+
+def division_info(code: int) -> dict[str, str]:
+    """Name, city, VAT number ... of a division of either company (a bare name for an unknown code)."""
+    return DIVISIONS.get(code) or SECOND_DIVISIONS.get(code) or {"name": f"Division {code}"}
 
 
 # --------------------------------------------------------------------------------------------------- ledgers

@@ -343,7 +343,7 @@ def _po_table() -> Table:
 
 
 def new_division(code: int) -> Division:
-    info = demo.DIVISIONS.get(code, {"name": f"Division {code}"})
+    info = demo.division_info(code)
     return Division(
         code=code,
         name=info["name"],
@@ -398,7 +398,10 @@ class ExactStore:
         params = params or {}
         with self.lock:
             self.divisions = {}
-            for code in demo.DIVISIONS:
+            codes = list(demo.DIVISIONS)
+            if params.get("second_tenant"):  # the second demo tenant's divisions (cluster runs), opt-in
+                codes += list(demo.SECOND_DIVISIONS)
+            for code in codes:
                 self.divisions[code] = self._seed_division(code, int(params.get("seed", 1)))
             if params.get("empty"):
                 for div in self.divisions.values():

@@ -69,7 +69,8 @@ class JaggaerSandbox:
     def reset(self, params: dict[str, Any]) -> dict[str, Any]:
         """Default settings, no tokens/faults/calls, both customers re-seeded relative to the clock.
 
-        params: ``seed`` (int), ``empty`` (bool: customers with credentials but no data), ``now`` (ISO-8601:
+        params: ``seed`` (int), ``empty`` (bool: customers with credentials but no data), ``second_tenant`` (bool:
+        also the second demo tenant, ``northfield``), ``now`` (ISO-8601:
         set the clock first), ``clock`` (true: back to real time at speed 1 first). Without ``now``/``clock`` the
         clock is left alone (it may be shared with the Exact sandbox). Other keys are ignored."""
         if params.get("clock") is True:
@@ -81,12 +82,19 @@ class JaggaerSandbox:
         demo = seeding.new_tenant(seeding.DEMO, list(seeding.dc.BUSINESS_UNITS))
         acme = seeding.new_tenant(seeding.ACME, ["ACME-HQ"])
         info: dict[str, Any] = {"seed": seed, "now": fmt_ts(now)}
+        tenants = {demo.key: demo, acme.key: acme}
+        if params.get("second_tenant"):  # the second demo tenant (cluster runs), opt-in
+            tenants[seeding.dc.SECOND_TENANT] = seeding.new_tenant(
+                seeding.NORTHFIELD, list(seeding.dc.SECOND_BUSINESS_UNITS)
+            )
         if not params.get("empty"):
             info["demo"] = seeding.seed_demo(demo, now, seed=seed)
             info["acme"] = seeding.seed_acme(acme, now)
+            if seeding.dc.SECOND_TENANT in tenants:
+                info[seeding.dc.SECOND_TENANT] = seeding.seed_second(tenants[seeding.dc.SECOND_TENANT], now)
         with self.lock:
             self.settings = self.default_settings.model_copy()
-            self.tenants = {demo.key: demo, acme.key: acme}
+            self.tenants = tenants
             self.tokens.clear()
             self.seed_info = info
         self.faults.clear()

@@ -23,6 +23,13 @@ DEMO = {
     "identity": "MLCDEMO",
     "shared_secret": "mlc-demo-xml-secret",
 }
+NORTHFIELD = {  # the second demo tenant (cluster runs); seeded only on reset with {"second_tenant": true}
+    "key": dc.SECOND_TENANT,
+    "client_id": "mlc-northfield",
+    "client_secret": "mlc-northfield-secret",
+    "identity": "MLCNORTHFIELD",
+    "shared_secret": "mlc-northfield-xml-secret",
+}
 ACME = {
     "key": "acme",
     "client_id": "acme-client",
@@ -399,6 +406,26 @@ def seed_demo(tenant: Tenant, now: datetime, seed: int = 42) -> dict[str, Any]:
     for line in bad.lines:
         gl = line.splits[0].gl_account if line.splits else dc.CATEGORY_DEFAULTS[bad.category or "raw"]["gl"]
         line.splits = [make_split("CC900", gl, 100)]
+    return {"suppliers": len(tenant.suppliers), "invoices": len(invoices)}
+
+
+def seed_second(tenant: Tenant, now: datetime, seed: int = 4242) -> dict[str, Any]:
+    """The second demo tenant: the demo's vendors (its divisions mirror the demo's), 24 invoices and 3 credit
+    memos of its own on business units NF-FAB / NF-ASM, ids in a range of their own."""
+    for s in dc.ALL_VENDORS:
+        tenant.suppliers[s.jaggaer_id] = demo_vendor(s, now)
+    tenant.next_supplier_id = 1004837000
+    tenant.next_invoice_id = 8100000
+    tenant.next_line_id = 8900000
+    # demo division -> this tenant's business unit routed to the division that mirrors it
+    mirrored = {dc.SECOND_COMPANY_MIRRORS[div]: bu for bu, div in dc.SECOND_BUSINESS_UNITS.items()}
+    profiles = []
+    for s in dc.ALL_VENDORS:
+        bus = [mirrored[d] for d in s.divisions] if s.exact else list(dc.SECOND_BUSINESS_UNITS)
+        profiles.append(
+            VendorProfile(tenant.suppliers[s.jaggaer_id], s.category, bus, s.payment_terms_days, bool(s.vat_number))
+        )
+    invoices = generate_invoices(tenant, profiles, now=now, seed=seed, invoices=24, credit_memos=3, days=10.0)
     return {"suppliers": len(tenant.suppliers), "invoices": len(invoices)}
 
 

@@ -1,0 +1,1 @@
+"""Deployment settings shared by ``docker-compose.yaml`` and ``make cluster`` (see ``settings``)."""
