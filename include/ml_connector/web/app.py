@@ -183,6 +183,9 @@ def create_app(guards: dict[str, Any] | None = None) -> FastAPI:
     from ml_connector.web.mappings_views import install as install_mappings
 
     install_mappings(app)
+    from ml_connector.web.webhooks import install as install_webhooks  # public: verified by HashCode
+
+    install_webhooks(app)
     return app
 
 
