@@ -178,6 +178,9 @@ def create_app(guards: dict[str, Any] | None = None) -> FastAPI:
             + "".join(rows)
             + "</table>"
         )
+        from ml_connector.web.webhooks import status_html
+
+        body += status_html(get_engine(), [r.tenant for r in report])
         return _page("ml-connector status", body)
 
     from ml_connector.web.mappings_views import install as install_mappings

@@ -132,3 +132,17 @@ def install(app: FastAPI) -> None:
         )
         body: dict[str, Any] = {"stored": new}
         return JSONResponse(body, status_code=200)
+
+
+def status_html(engine: Any, tenants: list[str]) -> str:
+    """The webhook part of the status page: subscriptions as last seen and notification counts per tenant."""
+    import html
+
+    from ml_connector.webhooks.store import status_lines
+
+    rows = "".join(
+        f"<tr><td>{html.escape(t)}</td><td>{'<br>'.join(html.escape(x) for x in status_lines(engine, t))}</td></tr>"
+        for t in tenants
+    )
+    head = "<tr><th>tenant</th><th>subscriptions and notifications</th></tr>"
+    return f"<h3>Exact webhooks</h3><table>{head}{rows}</table>"

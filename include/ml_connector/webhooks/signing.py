@@ -12,7 +12,9 @@ from typing import Any
 
 # The whole body: {"Content": <raw text>, "HashCode": "<hex>"}; the greedy group takes the Content text up to the
 # last ,"HashCode" so the bytes signed are exactly the bytes sent.
-_BODY = re.compile(r'^\s*\{\s*"Content"\s*:\s*(?P<content>\{.*\})\s*,\s*"HashCode"\s*:\s*"(?P<hash>[^"]*)"\s*\}\s*$', re.S)
+_BODY = re.compile(
+    r'^\s*\{\s*"Content"\s*:\s*(?P<content>\{.*\})\s*,\s*"HashCode"\s*:\s*"(?P<hash>[^"]*)"\s*\}\s*$', re.S
+)
 
 
 class BadSignature(ValueError):
@@ -48,7 +50,7 @@ def verify(raw: bytes, secret: str) -> Notification:
         raise BadSignature("body is not UTF-8") from None
     m = _BODY.match(text)
     if m is None:
-        raise BadSignature("body is not {\"Content\": {...}, \"HashCode\": \"...\"}")
+        raise BadSignature('body is not {"Content": {...}, "HashCode": "..."}')
     given = m.group("hash").upper()
     expected = hash_code(m.group("content"), secret)
     if not hmac.compare_digest(given.encode(), expected.encode()):

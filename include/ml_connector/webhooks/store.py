@@ -133,9 +133,7 @@ def summary(engine: Engine, tenant: str) -> Summary:
             select(func.count(), func.max(WebhookNotification.received_at)).where(WebhookNotification.tenant == tenant)
         ).one()
         waiting = session.scalar(
-            select(func.count()).where(
-                WebhookNotification.tenant == tenant, WebhookNotification.emitted_at.is_(None)
-            )
+            select(func.count()).where(WebhookNotification.tenant == tenant, WebhookNotification.emitted_at.is_(None))
         )
         return Summary(int(received or 0), int(waiting or 0), last)
 
@@ -171,3 +169,19 @@ def subscriptions(engine: Engine, tenant: str) -> list[WebhookSubscriptionRecord
         )
         session.expunge_all()
         return rows
+
+
+def status_lines(engine: Engine, tenant: str) -> list[str]:
+    """What ``mlc status`` and the status page say about a tenant's webhooks (stored state only)."""
+    try:
+        subs = subscriptions(engine, tenant)
+        s = summary(engine, tenant)
+    except Exception as exc:  # table missing (database not upgraded) or unreachable: say so, do not fail status
+        return [f"webhooks: unknown ({type(exc).__name__}; run mlc db upgrade?)"]
+    if not subs:
+        lines = ["webhooks: no subscriptions (mlc exact webhooks subscribe); the schedule alone pushes POs"]
+    else:
+        lines = [f"webhooks: division {x.division} {x.topic} -> {x.callback_url}" for x in subs]
+    last = s.last_received.isoformat(timespec="seconds") if s.last_received else "-"
+    lines.append(f"notifications received: {s.received} (last {last}); waiting for a run: {s.waiting}")
+    return lines

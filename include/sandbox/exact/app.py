@@ -43,7 +43,6 @@ from sandbox.exact.entities import (
 )
 from sandbox.exact.limits import ErrorBudget, RateLimiter
 from sandbox.exact.oauth import Chain, OAuthServer
-from sandbox.exact.webhooks import Subscription, WebhookHub
 from sandbox.exact.odata import (
     BOOL,
     DATETIME,
@@ -66,6 +65,7 @@ from sandbox.exact.odata import (
 )
 from sandbox.exact.settings import DEMO_CLIENT_ID, DEMO_REDIRECT_URIS, ExactSettings
 from sandbox.exact.store import DAY_MS, ENTITY_TYPE_ACCOUNT, PO, Division, ExactStore
+from sandbox.exact.webhooks import Subscription, WebhookHub
 
 log = logging.getLogger(__name__)
 
@@ -1561,9 +1561,7 @@ class ExactSandbox:
             body = await request.json()
             with self.webhooks.lock:
                 self.webhooks.drop_next = int(body.get("drop_next", self.webhooks.drop_next))
-                self.webhooks.bad_signature_next = int(
-                    body.get("bad_signature_next", self.webhooks.bad_signature_next)
-                )
+                self.webhooks.bad_signature_next = int(body.get("bad_signature_next", self.webhooks.bad_signature_next))
             return self.webhooks.view()
 
         @router.get("/purchase_entries")

@@ -35,9 +35,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("tenant", "hash_code", name="uq_webhook_notification_hash"),
     )
     with op.batch_alter_table("mlc_webhook_notification", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_webhook_notification_pending", ["tenant", "division", "emitted_at"], unique=False
-        )
+        batch_op.create_index("ix_webhook_notification_pending", ["tenant", "division", "emitted_at"], unique=False)
     op.create_table(
         "mlc_webhook_subscription",
         sa.Column("tenant", sa.String(length=64), nullable=False),
