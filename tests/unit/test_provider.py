@@ -13,6 +13,7 @@ def test_entry_point_registered_and_matches_distribution() -> None:
     types = {c["connection-type"]: c for c in info["connection-types"]}
     assert set(types) == {"exact_online", "jaggaer"}
     assert types["jaggaer"]["conn-fields"]["xml_shared_secret"]["schema"]["format"] == "password"
+    assert types["exact_online"]["conn-fields"]["webhook_secret"]["schema"]["format"] == "password"  # masked
     assert types["exact_online"]["ui-field-behaviour"]["relabeling"]["login"] == "Client ID"
 
 

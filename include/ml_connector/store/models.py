@@ -192,3 +192,7 @@ class Cursor(Base):
     scope: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(255))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+# The webhook tables live with their code; importing them here registers them on Base.metadata (migrations, tests).
+from ml_connector.webhooks import store as _webhook_tables  # noqa: E402, F401

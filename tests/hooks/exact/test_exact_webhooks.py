@@ -165,9 +165,8 @@ def test_a_wrong_hashcode_is_refused_with_401_and_nothing_stored(
         return bool(requests.get(f"{exact_sandbox.url}/_admin/webhooks", timeout=5).json()["deliveries"])
 
     assert wait_until(delivered, timeout=10)
-    assert [d["status"] for d in requests.get(f"{exact_sandbox.url}/_admin/webhooks", timeout=5).json()["deliveries"]] == [
-        401
-    ]
+    deliveries = requests.get(f"{exact_sandbox.url}/_admin/webhooks", timeout=5).json()["deliveries"]
+    assert [d["status"] for d in deliveries] == [401]
     # unsigned, signed with another secret, and a HashCode of other bytes: all 401
     r = requests.post(receiver, data=b'{"Content":{"Division":111111},"HashCode":""}', timeout=5)
     assert r.status_code == 401
@@ -232,9 +231,7 @@ def test_signature_is_over_the_raw_content_text() -> None:
         signing.verify(('{"Content":' + content_text + ',"HashCode":"' + code + '"}').encode(), "")
 
 
-def test_trigger_turns_stored_notifications_into_one_event_and_marks_them(
-    receiver: str, sqlite_engine: Any
-) -> None:
+def test_trigger_turns_stored_notifications_into_one_event_and_marks_them(receiver: str, sqlite_engine: Any) -> None:
     from ml_connector.webhooks.trigger import ExactNotificationTrigger
 
     for i in range(3):
