@@ -101,6 +101,11 @@ def test_webhooks_push_orders_within_seconds_and_lost_ones_come_by_the_cursor(
     assert again.count(" kept PurchaseOrders -> ") == 2, again  # idempotent
     status = s.mlc("status", "--tenant", TENANT, "--offline", check=False)  # exit 1 would be about tokens
     assert f"PurchaseOrders -> {s.webhook_url()}" in status, status
+    page = s.api("GET", "/ml-connector/ui/status")
+    assert page.status_code == 200 and "Exact webhooks" in page.text and s.webhook_url() in page.text
+    # public (Exact cannot log in), but only for signed notifications
+    receiver_path = s.webhook_url().removeprefix(s.api_url)
+    assert s.api("POST", receiver_path, auth=False, data=b'{"Content":{},"HashCode":"00"}').status_code == 401
 
     s.exact.settings(webhook_duplicates=1, webhook_shuffle_s=3.0)  # each notification twice, any order
     created: dict[str, float] = {}
