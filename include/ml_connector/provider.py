@@ -41,6 +41,14 @@ _EXACT = {
             "description": "Exactly as registered for the app, e.g. https://airflow.example.com/ml-connector/exact/callback",
             "schema": {"type": ["string", "null"], "format": "uri"},
         },
+        "webhook_secret": {
+            "label": "Webhook secret",
+            "description": (
+                "The app's webhook secret from Exact's App Center: the receiver accepts only notifications signed "
+                "with it (mlc exact webhooks subscribe). Empty: webhooks off, the schedule alone pushes POs."
+            ),
+            "schema": {"type": ["string", "null"], "format": "password"},
+        },
         "sandbox": _SANDBOX_FIELD,
     },
 }

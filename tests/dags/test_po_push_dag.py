@@ -39,15 +39,23 @@ def _states(dr) -> dict[str, str]:
 
 
 def test_dag_shape() -> None:
-    from airflow.sdk import CronDataIntervalTimetable
+    from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable
 
     from ml_connector.dagbuild.po_push import build_all
     from ml_connector.flows.runtime import load_tenant
+    from ml_connector.webhooks.trigger import ExactNotificationTrigger
 
     dags = build_all({"demo": load_tenant("demo")})
     dag = dags["exact_po_push__demo"]
     assert dag.max_active_runs == 1 and dag.catchup is False
-    assert isinstance(dag.timetable, CronDataIntervalTimetable)
+    # cron OR an Exact webhook notification of one of the divisions (changed deliberately for issue 16)
+    assert isinstance(dag.timetable, AssetOrTimeSchedule)
+    assert isinstance(dag.timetable.timetable, CronDataIntervalTimetable)
+    assets = list(dag.timetable.asset_condition.objects)
+    assert [a.uri for a in assets] == [f"exact://demo/{DIV}/purchase-orders", f"exact://demo/{DIV2}/purchase-orders"]
+    for a, div in zip(assets, (DIV, DIV2), strict=True):
+        (watcher,) = a.watchers
+        assert isinstance(watcher.trigger, ExactNotificationTrigger) and watcher.trigger.division == div
     assert set(dag.params.keys()) == {"dry_run", "date_from", "date_to", "ids"}
     ids = [t.task_id for t in dag.tasks]
     for div in (DIV, DIV2):
@@ -59,6 +67,21 @@ def test_dag_shape() -> None:
         assert "report" in dag.get_task(stages[-1]).downstream_task_ids
     report = dag.get_task("report")
     assert str(report.trigger_rule) in ("all_done", "TriggerRule.ALL_DONE") and report.retries == 0
+
+
+def test_an_asset_triggered_run_is_for_the_notified_divisions_only() -> None:
+    from types import SimpleNamespace
+
+    from airflow.sdk import Asset
+
+    from ml_connector.dagbuild.po_push import notified_divisions
+
+    events = {Asset(name="a", uri=f"exact://demo/{DIV2}/purchase-orders"): [object()]}
+    asset_run = SimpleNamespace(run_type="asset_triggered")
+    assert notified_divisions({"dag_run": asset_run, "triggering_asset_events": events}) == {DIV2}
+    for run_type in ("scheduled", "manual", "backfill"):  # every other run works on every division
+        run = SimpleNamespace(run_type=run_type)
+        assert notified_divisions({"dag_run": run, "triggering_asset_events": events}) is None
 
 
 def test_dag_dry_run_then_new_changed_cancelled_quarantined_then_same_dates(dag_world: World) -> None:

@@ -1,4 +1,5 @@
-"""A real Airflow deployment for the end-to-end tests: api-server, scheduler and dag-processor as subprocesses,
+"""A real Airflow deployment for the end-to-end tests: api-server, scheduler, dag-processor and triggerer (it runs
+the PO push's asset watchers: Exact webhook notifications) as subprocesses,
 LocalExecutor, metadata and connector tables on PostgreSQL, and the two sandboxes in this process.
 
 ``AirflowStack.start()`` builds a private AIRFLOW_HOME (an ``airflow.cfg`` written here, nothing inherited from the
@@ -45,6 +46,8 @@ TENANT = "demo"
 EXACT_DAG = f"exact_po_push__{TENANT}"
 JAGGAER_DAG = f"jaggaer_invoice_poll__{TENANT}"
 TERMINAL_RUN_STATES = {"success", "failed"}
+# The long-running components; a test fails with their log tails when one of them dies.
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 # Runs ``argv`` after asking the kernel to SIGTERM it when its parent (this test process) dies: a SIGKILLed pytest
 # must not leave a scheduler behind. The flag survives exec.
@@ -185,6 +188,7 @@ class AirflowStack:
             self._wait_exit(conns, timeout=120)
             self._wait_exit(pools, timeout=120)
             self._spawn("scheduler", ["airflow", "scheduler"])
+            self._spawn("triggerer", ["airflow", "triggerer"])
             self._wait_healthy(deadline=t0 + timeout)
             self.timings["components"] = time.monotonic() - t
 
@@ -245,8 +249,11 @@ class AirflowStack:
         from sandbox.exact.testing import ExactSandboxHandle
         from sandbox.jaggaer import create_app as create_jaggaer
 
-        # The consent comes back to the plugin's callback on this stack's api-server port.
-        self.exact = ExactSandboxHandle(settings={"extra_redirect_uris": [self.callback_url]})
+        # The consent comes back to the plugin's callback on this stack's api-server port; webhooks may go to the
+        # receiver on loopback over http (Exact itself delivers to https only).
+        self.exact = ExactSandboxHandle(
+            settings={"extra_redirect_uris": [self.callback_url], "webhook_allow_http": True}
+        )
         self.exact_url = self.exact.start()
         app = create_jaggaer()
         self.jaggaer = app.state.sandbox
@@ -254,7 +261,7 @@ class AirflowStack:
         self.jaggaer_url = self.jaggaer_server.start()
 
     def _write_home(self) -> None:
-        from sandbox.exact.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+        from sandbox.exact.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_WEBHOOK_SECRET
         from sandbox.jaggaer.seed import DEMO
 
         home = self.home
@@ -273,7 +280,9 @@ class AirflowStack:
                 "host": self.exact_url,
                 "login": DEMO_CLIENT_ID,
                 "password": DEMO_CLIENT_SECRET,
-                "extra": json.dumps({"redirect_uri": self.callback_url, "sandbox": True}),
+                "extra": json.dumps(
+                    {"redirect_uri": self.callback_url, "sandbox": True, "webhook_secret": DEMO_WEBHOOK_SECRET}
+                ),
             },
             "jaggaer_demo": {
                 "conn_type": "jaggaer",
@@ -401,7 +410,7 @@ task_max_retry_delay = 2
         session.trust_env = False
         try:
             while time.monotonic() < deadline:
-                for name in ("api-server", "scheduler", "dag-processor"):
+                for name in COMPONENTS:
                     proc = self.procs[name]
                     if not proc.alive:
                         raise StackError(f"{name} exited during startup\n{self.diagnostics()}")
@@ -412,7 +421,7 @@ task_max_retry_delay = 2
                     last = f"{type(exc).__name__}"
                 if isinstance(last, dict) and all(
                     (last.get(part) or {}).get("status") == "healthy"
-                    for part in ("metadatabase", "scheduler", "dag_processor")
+                    for part in ("metadatabase", "scheduler", "dag_processor", "triggerer")
                 ):
                     return
                 time.sleep(0.5)
@@ -467,7 +476,7 @@ task_max_retry_delay = 2
         )
 
     def assert_components_alive(self) -> None:
-        dead = [p for n, p in self.procs.items() if n in ("api-server", "scheduler", "dag-processor") and not p.alive]
+        dead = [p for n, p in self.procs.items() if n in COMPONENTS and not p.alive]
         if dead:
             raise StackError(f"{', '.join(p.name for p in dead)} died\n{self.diagnostics()}")
 
@@ -535,7 +544,7 @@ task_max_retry_delay = 2
         return "\n".join(f"    | {line}" for line in tail(files[-1], lines).splitlines())
 
     def diagnostics(self, lines: int = 40) -> str:
-        parts = [p.describe(lines) for n, p in self.procs.items() if n in ("api-server", "scheduler", "dag-processor")]
+        parts = [p.describe(lines) for n, p in self.procs.items() if n in COMPONENTS]
         failed = sorted(self.logs.glob("dag_id=*/run_id=*/task_id=*/**/attempt=*.log"), key=lambda p: p.stat().st_mtime)
         for path in failed[-3:]:
             parts.append(f"----- task log {path.relative_to(self.logs)} -----\n{tail(path, 25)}")
@@ -547,6 +556,20 @@ task_max_retry_delay = 2
         if not r.ok:
             raise AssertionError(f"JAGGAER sandbox {method} /_admin/{path}: HTTP {r.status_code} {r.text[:500]}")
         return r.json() if r.content else None
+
+    def webhook_url(self, tenant: str = TENANT) -> str:
+        """The plugin's Exact webhook receiver of ``tenant`` on this stack's api-server."""
+        return f"{self.api_url}/ml-connector/webhooks/exact/{tenant}"
+
+    def mlc(self, *args: str, timeout: float = 120, check: bool = True) -> str:
+        """Run ``mlc ARGS`` with the components' environment; its output (``StackError`` when it fails and
+        ``check``)."""
+        proc = self._spawn(f"mlc-{args[0]}-{len(self.procs)}", ["mlc", *args])
+        if check:
+            self._wait_exit(proc, timeout=timeout)
+        else:
+            proc.popen.wait(timeout)
+        return proc.log.read_text(encoding="utf-8", errors="replace")
 
     def connection_body(self, conn_id: str) -> dict[str, Any]:
         """The body the UI's *Test* button sends for one of the demo connections (as the form holds it)."""

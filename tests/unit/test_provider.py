@@ -15,6 +15,7 @@ def test_entry_point_registered_and_matches_distribution() -> None:
     assert set(types) == {"exact_online", "jaggaer", "sqlite"}
     assert types["sqlite"]["hook-class-name"] == "ml_connector.connector_db_hook.ConnectorDbHook"
     assert types["jaggaer"]["conn-fields"]["xml_shared_secret"]["schema"]["format"] == "password"
+    assert types["exact_online"]["conn-fields"]["webhook_secret"]["schema"]["format"] == "password"  # masked
     assert types["exact_online"]["ui-field-behaviour"]["relabeling"]["login"] == "Client ID"
 
 

@@ -36,9 +36,14 @@ def status(
     except ConfigError as exc:
         typer.secho("error: " + "\n".join(exc.problems), err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from None
+    from ml_connector.webhooks.store import status_lines
+
+    engine = get_engine()
+    hooks = {r.tenant: status_lines(engine, r.tenant) for r in report}
     healthy = all(r.healthy for r in report)
     if json_output:
-        typer.echo(json.dumps({"healthy": healthy, "tenants": [r.as_dict() for r in report]}, indent=2))
+        tenants_out = [{**r.as_dict(), "webhooks": hooks[r.tenant]} for r in report]
+        typer.echo(json.dumps({"healthy": healthy, "tenants": tenants_out}, indent=2, default=str))
     else:
         for r in report:
             mark = "OK " if r.healthy else "BAD"
@@ -51,5 +56,7 @@ def status(
             typer.echo(
                 f"  JAGGAER ({r.jaggaer_conn_id}): {r.jaggaer}" + (f" - {r.jaggaer_detail}" if r.jaggaer_detail else "")
             )
+            for line in hooks[r.tenant]:
+                typer.echo(f"  {line}")
     if not healthy:
         raise typer.Exit(1)

@@ -12,8 +12,15 @@ Shape (one task group per Exact division, built from the tenant config, and one 
   tenant, with the master division's data (``po_push.supplier_master_division``), and holds or releases the orders.
   It runs when every ``map_vendors`` is done (``all_done``): one division's failure does not stop the others; a
   division's ``validate`` waits for its own ``map_vendors`` and for ``upsert_suppliers``.
-- Schedule from ``po_push.schedule`` (default every 15 minutes) as a ``CronDataIntervalTimetable``: scheduled runs
-  read by cursor; the data interval is only used by backfills. ``catchup=False``, ``max_active_runs=1``.
+- Schedule: ``po_push.schedule`` (default every 15 minutes) as a ``CronDataIntervalTimetable`` **or** an event of
+  one of the tenant's division assets ``exact://<tenant>/<division>/purchase-orders`` (``AssetOrTimeSchedule``).
+  Each asset has an ``AssetWatcher`` whose trigger (``ml_connector.webhooks.trigger``, in the triggerer) turns the
+  Exact webhook notifications the receiver stored into asset events. An asset-triggered run works only on the
+  divisions whose assets fired (the other division groups are skipped); it reads through the same sync cursor and
+  ledger as a scheduled run. ``max_active_runs=1``: events that arrive during a run wait in Airflow's queue and
+  start the next run (Airflow 3.3 defers asset-triggered runs at max_active_runs), so nothing runs in parallel and
+  nothing is lost; a lost notification is caught by the next cron run's cursor. Scheduled runs read by cursor; the
+  data interval is only used by backfills. ``catchup=False``.
 - ``post`` works through the division's whole batch, then fails (retryably: Airflow retries it with backoff) when
   an order of that attempt failed or stayed ambiguous; its counts are its XCom either way.
 - ``report`` runs whatever happened upstream (``all_done``), merges the counts, adds the orders this run left
@@ -56,6 +63,23 @@ def group_id(division: int) -> str:
     return f"division_{int(division)}"
 
 
+def notified_divisions(context: Mapping[str, Any]) -> set[int] | None:
+    """The divisions an asset-triggered run is for (from its triggering asset events); ``None`` for every other
+    run (scheduled, manual, backfill): those work on every division."""
+    from ml_connector.webhooks import division_of_uri
+
+    run = context.get("dag_run")
+    if str(getattr(run, "run_type", "")) not in ("asset_triggered", "DagRunType.ASSET_TRIGGERED"):
+        return None
+    events = context.get("triggering_asset_events") or {}
+    out = set()
+    for asset in events:
+        division = division_of_uri(str(getattr(asset, "uri", "")))
+        if division is not None:
+            out.add(division)
+    return out or None
+
+
 def _stage_callable(tenant_name: str, stage: str, division: int | None) -> Callable[[], dict[str, Any]]:
     module, attribute = STAGE_FUNCTIONS.get(stage, ("vendors", stage))
 
@@ -63,12 +87,20 @@ def _stage_callable(tenant_name: str, stage: str, division: int | None) -> Calla
         import importlib
 
         from airflow.sdk import get_current_context
+        from airflow.sdk.exceptions import AirflowSkipException
 
         from ml_connector.flows import runtime
 
+        context = get_current_context()
+        only = notified_divisions(context)
+        if division is not None and only is not None and division not in only:
+            raise AirflowSkipException(
+                f"run triggered by Exact notifications of division(s) {sorted(only)}; division {division} waits "
+                "for its own notification or the schedule"
+            )
         function = getattr(importlib.import_module(f"ml_connector.flows.po_push.{module}"), attribute)
         return runtime.run_stage(
-            get_current_context(),
+            context,
             tenant_name,
             runtime.FLOW_PO_PUSH,
             function,
@@ -89,8 +121,13 @@ def _report_callable(tenant_name: str, task_ids: list[str]) -> Callable[[], dict
         from ml_connector.flows import runtime
 
         context = get_current_context()
+        only = notified_divisions(context)
+        expected = task_ids
+        if only is not None:  # an asset-triggered run skipped the other divisions on purpose
+            wanted = {group_id(d) for d in only}
+            expected = [t for t in task_ids if "." not in t or t.split(".", 1)[0] in wanted]
         with runtime.stage_context(context, tenant_name, runtime.FLOW_PO_PUSH, scheduled="cursor") as ctx:
-            outcomes, missing = collect_outcomes(context["ti"], task_ids)
+            outcomes, missing = collect_outcomes(context["ti"], expected)
             problems = [
                 f"task {t} did not finish (see its log); the orders it did not reach stay in the ledger and the "
                 "next run (or clearing the task) picks them up"
@@ -101,16 +138,43 @@ def _report_callable(tenant_name: str, task_ids: list[str]) -> Callable[[], dict
     return run_po_push_report
 
 
+def division_assets(tenant: TenantConfig) -> Any:
+    """Any of the tenant's division assets (``AssetAny``), each watched by the webhook notification trigger."""
+    from airflow.sdk import Asset, AssetAny, AssetWatcher
+
+    from ml_connector.webhooks import asset_name, asset_uri
+    from ml_connector.webhooks.trigger import ExactNotificationTrigger
+
+    assets = [
+        Asset(
+            name=asset_name(tenant.name, division),
+            uri=asset_uri(tenant.name, division),
+            group="ml-connector",
+            watchers=[
+                AssetWatcher(
+                    name=f"exact_webhooks__{tenant.name}__{int(division)}",
+                    trigger=ExactNotificationTrigger(tenant=tenant.name, division=division),
+                )
+            ],
+        )
+        for division in tenant.po_divisions
+    ]
+    return AssetAny(*assets)
+
+
 def build_dag(tenant: TenantConfig) -> Any:
     """The DAG object (``airflow.sdk.DAG``) of one tenant's PO push."""
-    from airflow.sdk import DAG, CronDataIntervalTimetable, TaskGroup, task
+    from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, TaskGroup, task
 
     cfg = tenant.po_push
     schedule: Any
     if cfg.schedule in ("@once", "@continuous"):
         schedule = cfg.schedule
     else:
-        schedule = CronDataIntervalTimetable(cfg.schedule, timezone=cfg.timezone)
+        schedule = AssetOrTimeSchedule(
+            timetable=CronDataIntervalTimetable(cfg.schedule, timezone=cfg.timezone),
+            assets=division_assets(tenant),
+        )
     with DAG(
         dag_id=dag_id(tenant.name),
         description=f"Exact Online purchase orders → JAGGAER POs for {tenant.display_name or tenant.name}",

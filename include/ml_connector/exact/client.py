@@ -405,6 +405,18 @@ class ExactClient:
                 f"POST {_path(url)}: HTTP {response.status_code} without the created entity", response.status_code
             ) from None
 
+    def delete(self, division: int, path: str, *, audit_ctx: http.AuditContext) -> None:
+        """Delete one entity (``path`` names it with its key); sent once, like every write. 404 is a
+        ``RejectedError`` (the entity is not there)."""
+        url = self.url(division, path)
+        if audit_ctx.division is None:
+            audit_ctx = dataclasses.replace(audit_ctx, division=int(division))
+        self.errors.check(division, endpoint_of(url))
+        response = self._send("DELETE", url, division=division, write=True, audit_ctx=audit_ctx)
+        if response.status_code in COUNTED:
+            self.errors.note(division, endpoint_of(url))
+        self._json("DELETE", url, response, write=True)
+
     def me(self) -> dict[str, Any]:
         """``current/Me`` (cached): who consented. Its ``CurrentDivision`` is never used to pick a division."""
         if self._me is None:

@@ -221,3 +221,7 @@ class PostLease(Base):
     acquired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     renewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# The webhook tables live with their code; importing them here registers them on Base.metadata (migrations, tests).
+from ml_connector.webhooks import store as _webhook_tables  # noqa: E402, F401

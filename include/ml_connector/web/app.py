@@ -182,6 +182,9 @@ def create_app(guards: dict[str, Any] | None = None) -> FastAPI:
             + "".join(rows)
             + "</table>"
         )
+        from ml_connector.web.webhooks import status_html
+
+        body += status_html(get_engine(), [r.tenant for r in report])
         return _page("ml-connector status", body)
 
     from ml_connector.web.ledger_views import install as install_ledger
@@ -191,6 +194,9 @@ def create_app(guards: dict[str, Any] | None = None) -> FastAPI:
     install_login_redirect(app)
     install_mappings(app)
     install_ledger(app)
+    from ml_connector.web.webhooks import install as install_webhooks  # public: verified by HashCode
+
+    install_webhooks(app)
     return app
 
 

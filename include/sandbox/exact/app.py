@@ -65,6 +65,7 @@ from sandbox.exact.odata import (
 )
 from sandbox.exact.settings import DEMO_CLIENT_ID, DEMO_REDIRECT_URIS, ExactSettings
 from sandbox.exact.store import DAY_MS, ENTITY_TYPE_ACCOUNT, PO, Division, ExactStore
+from sandbox.exact.webhooks import Subscription, WebhookHub
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +282,11 @@ class ExactSandbox:
         self.faults = FaultInjector()
         self.calls = CallLog(clock=self.clock)
         self.sets = build_sets()
+        self.webhooks = WebhookHub(self.settings, self._webhook_secret)
         self.store.reset()
+        self.store.on_po_change = lambda division, action, key: self.webhooks.notify(
+            division, "PurchaseOrders", action, key
+        )
         self.app = self._build_app()
 
     # ---- settings -----------------------------------------------------------------------------------------
@@ -306,7 +311,12 @@ class ExactSandbox:
         self.budget.reset()
         self.faults.clear()
         self.calls.reset()
+        self.webhooks.reset()  # before the store: re-seeding notifies no one
         return self.store.reset(params)
+
+    def _webhook_secret(self, client_id: str) -> str | None:
+        app = self._settings.apps.get(client_id)
+        return app.webhook_secret if app is not None else None
 
     def state(self) -> dict[str, Any]:
         with self.store.lock:
@@ -623,6 +633,8 @@ class ExactSandbox:
         body: bytes,
         headers: Any,
     ) -> Response:
+        if spec.name == "webhooks/WebhookSubscriptions":
+            return self._webhook_subscriptions(method, ctx, spec, div, key, body)
         if method == "GET":
             if key is not None:
                 return self._get_by_key(ctx, spec, div, key, nav)
@@ -1016,7 +1028,61 @@ class ExactSandbox:
             return rows
         if spec.name == "purchaseentry/PurchaseEntryLines":
             return [ln for e in div.purchase_entries for ln in e["_lines"]]
+        if spec.name == "webhooks/WebhookSubscriptions":
+            return [sub.row("") for sub in self.webhooks.of(ctx.chain.client_id, div.code)]
         return []
+
+    # ---- webhooks -----------------------------------------------------------------------------------------------
+    def _webhook_subscriptions(
+        self, method: str, ctx: Ctx, spec: EntitySet, div: Division, key: str | None, body: bytes
+    ) -> Response:
+        """``webhooks/WebhookSubscriptions`` of the calling app in this division (GET, POST, DELETE by key)."""
+        mine = {s.id: s for s in self.webhooks.of(ctx.chain.client_id, div.code)}
+        if method == "GET" and key is None:
+            return self._collection(ctx, spec, div)
+        if method == "GET":
+            sub = mine.get(_parse_key(key or ""))
+            if sub is None:
+                raise HTTPFail(404, "Not found")
+            fields, _navs, _deferred = self._fields(spec, None, [])
+            return JSONResponse({"d": self._render(ctx, spec, div, sub.row(""), fields)})
+        if method == "POST" and key is None:
+            data = self._check_props(spec, _parse_body(body), spec.writable)
+            url = str(data.get("CallbackURL") or "").strip()
+            topic = str(data.get("Topic") or "").strip()
+            problems = []
+            if not url:
+                problems.append("Mandatory: CallbackURL")
+            elif not (url.startswith("https://") or (self._settings.webhook_allow_http and url.startswith("http://"))):
+                problems.append("CallbackURL: only https callback URLs are allowed")
+            if not topic:
+                problems.append("Mandatory: Topic")
+            elif not any(e.webhook and e.name.split("/")[-1] == topic for e in reference.endpoints().values()):
+                problems.append(f"Topic: '{topic}' has no webhook")
+            if any(s.topic == topic and s.callback_url == url for s in mine.values()):
+                problems.append("A subscription for this topic and callback URL already exists")
+            if problems:
+                raise self._validation(problems)
+            sub = Subscription(
+                id=self.webhooks.new_id(),
+                division=div.code,
+                client_id=ctx.chain.client_id,
+                user_id=str(data.get("UserID") or ctx.chain.user_id),
+                callback_url=url,
+                topic=topic,
+                base=ctx.base,
+                created=self.store.now_ms(),
+            )
+            self.webhooks.add(sub)
+            prefer = True
+            return self._created(ctx, spec, div, sub.row(""), prefer)
+        if method == "DELETE" and key is not None:
+            sub_id = _parse_key(key)
+            if sub_id not in mine:
+                raise HTTPFail(404, "Not found")
+            self.webhooks.remove(sub_id)
+            return Response(status_code=204)
+        raise HTTPFail(405, f"The requested resource does not support http method '{method}'.")
 
     def _sync(self, ctx: Ctx, spec: EntitySet, div: Division) -> Response:
         ast, select, expand, top = self._query_options(ctx, spec)
@@ -1485,6 +1551,18 @@ class ExactSandbox:
                 return {"ok": True, "deleted": po.id}
 
             return wrap(run)
+
+        @router.get("/webhooks")
+        async def webhooks_view() -> Any:
+            return self.webhooks.view()
+
+        @router.post("/webhooks")
+        async def webhooks_faults(request: Request) -> Any:
+            body = await request.json()
+            with self.webhooks.lock:
+                self.webhooks.drop_next = int(body.get("drop_next", self.webhooks.drop_next))
+                self.webhooks.bad_signature_next = int(body.get("bad_signature_next", self.webhooks.bad_signature_next))
+            return self.webhooks.view()
 
         @router.get("/purchase_entries")
         async def list_entries(division: int | None = None) -> Any:

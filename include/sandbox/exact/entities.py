@@ -379,5 +379,7 @@ def build_sets() -> dict[str, EntitySet]:
         EntitySet("system/Divisions", "Code"),
         EntitySet("system/AllDivisions", "Code"),
         EntitySet("hrm/Divisions", "Code"),
+        # per division and app; rows from the webhook hub (sandbox.exact.webhooks), not the store
+        EntitySet("webhooks/WebhookSubscriptions", "ID"),
     ]
     return {s.name: s for s in sets}

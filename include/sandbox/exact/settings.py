@@ -16,6 +16,7 @@ DEMO_REDIRECT_URIS = [
     "http://localhost:8080/ml-connector/exact/callback",
     "urn:mlc:paste",
 ]
+DEMO_WEBHOOK_SECRET = "mlc-demo-webhook-secret"
 DEFAULT_PORT = 8701
 
 
@@ -24,6 +25,7 @@ class RegisteredApp(BaseModel):
     client_secret: str
     redirect_uris: list[str] = Field(default_factory=list)
     name: str = "App"
+    webhook_secret: str = ""  # keys the HashCode of the app's webhook notifications (sandbox.exact.webhooks)
 
 
 def _demo_apps() -> dict[str, RegisteredApp]:
@@ -33,6 +35,7 @@ def _demo_apps() -> dict[str, RegisteredApp]:
             client_secret=DEMO_CLIENT_SECRET,
             redirect_uris=list(DEMO_REDIRECT_URIS),
             name="ml-connector (demo)",
+            webhook_secret=DEMO_WEBHOOK_SECRET,
         )
     }
 
@@ -103,3 +106,10 @@ class ExactSettings(BaseModel):
     blocked_divisions: list[int] = Field(default_factory=list)  # -> 403 Reason: DivisionBlocked
     closed_before: str | None = None  # "YYYY-MM-DD": purchase entries dated before it hit a closed period
     public_base_url: str | None = None  # for __next/__metadata URLs; default: the request's own host
+
+    # ---- webhooks (sandbox.exact.webhooks) ---------------------------------------------------------------
+    webhook_allow_http: bool = False  # Exact delivers to https callbacks only; True for loopback tests and the demo
+    webhook_delay_s: float = 0.0  # every notification leaves this much later
+    webhook_duplicates: int = 0  # extra copies of every notification ([guess] at-least-once)
+    webhook_shuffle_s: float = 0.0  # each copy leaves at a random moment in this window: out-of-order delivery
+    webhook_drop_all: bool = False  # nothing is delivered (a receiver that is down, a lost notification)

@@ -372,6 +372,13 @@ class ExactStore:
         self.clock = clock
         self.lock = threading.RLock()
         self.divisions: dict[int, Division] = {}
+        # Called (division, action, purchase order id) on every create/update/delete of a purchase order, under
+        # ``lock``; action is Create, Update or Delete (Exact's webhook actions). The webhook hub queues there.
+        self.on_po_change: Callable[[int, str, str], None] | None = None
+
+    def _po_changed(self, div: Division, action: str, po_id: str) -> None:
+        if self.on_po_change is not None:
+            self.on_po_change(div.code, action, po_id)
 
     # ---- helpers ----------------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -734,6 +741,7 @@ class ExactStore:
         div.purchase_orders.bulk_put(pos)
         for po in pos:
             div.sync.append(po)
+            self._po_changed(div, "Create", po.id)
 
     # ---- PO mutations (admin helpers) ---------------------------------------------------------------------
     def _bump(self, div: Division, po: PO) -> None:
@@ -781,6 +789,7 @@ class ExactStore:
         po.ts = div.next_ts(po.row_count)
         div.purchase_orders.put(po)
         div.sync.append(po)
+        self._po_changed(div, "Create", po.id)
         return po
 
     def _line_from_body(self, div: Division, n: int, ln: dict[str, Any], order_date: int) -> Line:
@@ -851,6 +860,7 @@ class ExactStore:
 
         div.purchase_orders.update(po.id, mutate)
         self._bump(div, po)
+        self._po_changed(div, "Update", po.id)
         return po
 
     def delete_purchase_order(self, div: Division, po_id: str, when: int | None = None) -> None:
@@ -862,6 +872,7 @@ class ExactStore:
         div.deleted.append(
             self.deleted_row(div, po.id, ENTITY_TYPE_PURCHASE_ORDER, when if when is not None else self.now_ms())
         )
+        self._po_changed(div, "Delete", po.id)
 
     def deleted_after(self, div: Division, ts: int) -> list[dict[str, Any]]:
         starts = [d["Timestamp"] for d in div.deleted]
