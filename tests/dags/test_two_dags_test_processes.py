@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,10 +20,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "flows" / "invoice_poll"))
 
 from invoice_poll_support import Servers, World, start_servers, stop_servers, world_fixture
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "flows" / "po_push"))
-
-import po_push_support
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "jaggaer_invoice_poll__demo"
@@ -111,24 +107,3 @@ def _run_together(dag_id: str, logical: str, migrated: Path, tmp_path: Path) -> 
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     for p, out in zip(procs, outputs, strict=True):
         assert p.returncode == 0, out[-3000:]
-
-
-@pytest.mark.slow
-def test_two_po_push_dags_test_processes_at_once_create_each_po_once(
-    sqlite_engine: Any, migrated_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The same for the PO push: both processes read the same orders through the sync cursor; JAGGAER answers each
-    POXMLImport after 2 s; one JAGGAER PO per order, created once."""
-    monkeypatch.setenv("MLC_DB_URL", str(sqlite_engine.url))
-    monkeypatch.setenv("MLC_TASK_RETRIES", "1")
-    monkeypatch.setenv("MLC_TASK_RETRY_DELAY", "0.2")
-    w = po_push_support.make_world(sqlite_engine, monkeypatch)
-    orders = [w.create_po(code, [po_push_support.line()]) for code in ("1001", "1002", "1003")]
-    w.jaggaer_fault(method="POST", path="POXMLImport", action="latency", delay_s=2.0, count=None)
-    _run_together("exact_po_push__demo", datetime.now(UTC).replace(microsecond=0).isoformat(), migrated_db, tmp_path)
-    pos = w.jaggaer_pos()
-    for po in orders:
-        number = po_push_support.po_number(po)
-        assert number in pos
-        creates = [m for m in w.jaggaer_state()["po_messages"] if m["poNumber"] == number and m["action"] == "create"]
-        assert len(creates) == 1, number

@@ -154,6 +154,10 @@ def test_webhooks_push_orders_within_seconds_and_lost_ones_come_by_the_cursor(
 
     # Notifications lost (the receiver is down): no run starts; the next cursor run brings the orders.
     s.exact.settings(webhook_drop_all=True, webhook_duplicates=0, webhook_shuffle_s=0.0)
+    # Late (shuffled) deliveries of the burst may still start a run that reads the cursor: let them land and the
+    # runs they start finish first, so the orders below can only come by the cursor run triggered here.
+    time.sleep(10)
+    s.wait_idle(EXACT_DAG, timeout=240)
     lost = [_create(s, d, 1000 + i) for i, d in enumerate(DIVISIONS)]
     runs_before = len(s.dag_runs(EXACT_DAG))
     time.sleep(15)

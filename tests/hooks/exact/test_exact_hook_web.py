@@ -115,7 +115,7 @@ def test_plugin_is_thin_and_builds_without_io(env, monkeypatch) -> None:
     plugin = module.MlConnectorPlugin
     [app] = plugin.fastapi_apps
     assert app["url_prefix"] == "/ml-connector" and app["name"] == "ml-connector"
-    [view, _mappings] = plugin.external_views  # the mappings page: tests/web
+    view, *_others = plugin.external_views  # the mappings page and the console: tests/web
     assert view["href"] == "ml-connector/ui/status" and view["destination"] == "nav"
     paths = {route.path for route in app["app"].routes}
     assert {"/exact/connect", "/exact/callback", "/ui/status"} <= paths
