@@ -39,6 +39,7 @@ from sandbox.exact.entities import (
     po_header_row,
     po_line_row,
     sync_getters,
+    sync_head,
     sync_po_row,
 )
 from sandbox.exact.limits import ErrorBudget, RateLimiter
@@ -1167,7 +1168,7 @@ class ExactSandbox:
         head: dict[str, Any] = {}
         for po, li in pairs:
             if po is not last:
-                head = po_header_row(div, po)
+                head = sync_head(div, po)
                 last = po
             rows.append(sync_po_row(div, po, li, head))
         return rows, more

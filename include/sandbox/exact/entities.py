@@ -218,12 +218,16 @@ def _sync_line_codes(div: Division, line: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def sync_head(div: Division, po: PO) -> dict[str, Any]:
+    """The header fields an order's sync rows carry: those of ``po_header_row`` the sync entity has too."""
+    return {k: v for k, v in po_header_row(div, po).items() if k in SYNC_PO}
+
+
 def sync_po_row(div: Division, po: PO, index: int, head: dict[str, Any] | None = None) -> dict[str, Any]:
     """Row ``index`` of an order on the sync endpoint: 0 is the header, 1.. are the lines. Pass ``head``
-    (``po_header_row``) when rendering several rows of one order."""
+    (:func:`sync_head`, built once) when rendering several rows of one order."""
     if head is None:
-        head = po_header_row(div, po)
-    head = {k: v for k, v in head.items() if k in SYNC_PO}  # the header's fields the sync entity has too
+        head = sync_head(div, po)
     if index == 0:
         row = {"Timestamp": po.ts, "ID": po.id, **head, "LineNumber": 0}
         for k in _LINE_ONLY:
