@@ -315,19 +315,20 @@ def _post_one(
     # decisions before the import are recorded only if the order is still as read with the batch
     read_as = {"expect_state": entry.state, "expect_hash": entry.staged_hash}
     ref = entry.source_ref or model.order_ref(payload)
+
+    def settle(state: str, reason: str, *, target_ref: str | None = None, guarded: bool = False) -> None:
+        """Record an outcome reached without a successful import, with the attempt's audit rows, and count it.
+        ``guarded``: a decision taken from the batch's read, recorded (and counted) only if the order is unchanged."""
+        done = ledger.finish(
+            engine, entry_id, state, reason=reason, target_ref=target_ref, run_id=run_id, lease=lease,
+            audit_events=take_deferred(ctx.audit), **(read_as if guarded else {}),
+        )  # fmt: skip
+        if done or not guarded:
+            outcomes.add(state, ref, detail=reason)
+
     action, skip_reason = decide_action(ctx, entry, payload)
     if action == "skip":
-        if ledger.finish(
-            engine,
-            entry_id,
-            "skipped",
-            reason=f"order {ref}: {skip_reason}",
-            run_id=run_id,
-            lease=lease,
-            audit_events=take_deferred(ctx.audit),
-            **read_as,
-        ):
-            outcomes.add("skipped", ref, detail=f"order {ref}: {skip_reason}")
+        settle("skipped", f"order {ref}: {skip_reason}", guarded=True)
         return
     problems = check_order(ctx.tenant, payload)
     if problems:
@@ -336,17 +337,7 @@ def _post_one(
             # sent before with an unknown outcome: it must be resolved, not parked; a person has to look
             outcomes.add("failed", ref, detail=f"{reason} (left in posting: an earlier attempt's outcome is unknown)")
             return
-        if ledger.finish(
-            engine,
-            entry_id,
-            "quarantined",
-            reason=reason,
-            run_id=run_id,
-            lease=lease,
-            audit_events=take_deferred(ctx.audit),
-            **read_as,
-        ):
-            outcomes.add("quarantined", ref, detail=reason)
+        settle("quarantined", reason, guarded=True)
         return
     supplier_number = numbers.get(payload.get("supplier_id") or "")
     if supplier_number is None and action == "cancel":
@@ -374,18 +365,7 @@ def _post_one(
     taken = [c for c in owners.get(number, []) if c.source_id != entry.source_id]
     if taken:
         # Another order holds this PONumber: sending would update (or cancel) *its* PO in JAGGAER.
-        reason = _conflict_reason(ctx, ref, entry, number, taken)
-        if ledger.finish(
-            engine,
-            entry_id,
-            "failed",
-            reason=reason,
-            run_id=run_id,
-            lease=lease,
-            audit_events=take_deferred(ctx.audit),
-            **read_as,
-        ):
-            outcomes.add("failed", ref, detail=reason)
+        settle("failed", _conflict_reason(ctx, ref, entry, number, taken), guarded=True)
         return
     order = build_order(ctx, payload, action, supplier_number, number=number)
 
@@ -423,31 +403,12 @@ def _post_one(
                 "sending it (another system, or a reset ledger?). Check the PO in JAGGAER; requeue the order once "
                 "it is safe to overwrite it with an update."
             )
-            ledger.finish(
-                engine,
-                entry_id,
-                "failed",
-                reason=reason,
-                run_id=run_id,
-                lease=lease,
-                audit_events=take_deferred(ctx.audit),
-            )
-            outcomes.add("failed", ref, detail=reason)
+            settle("failed", reason)
             return
         claims = _claims_by_others(ctx, entry, order.po_number)
         if claims:
             # The PO may be another order's (two orders on one PONumber): an update would overwrite it.
-            reason = _conflict_reason(ctx, ref, entry, order.po_number, claims)
-            ledger.finish(
-                engine,
-                entry_id,
-                "failed",
-                reason=reason,
-                run_id=run_id,
-                lease=lease,
-                audit_events=take_deferred(ctx.audit),
-            )
-            outcomes.add("failed", ref, detail=reason)
+            settle("failed", _conflict_reason(ctx, ref, entry, order.po_number, claims))
             return
         # Our earlier attempt arrived. Send the current data once as an update (the order may have changed since).
         order.action = "update"
@@ -458,17 +419,7 @@ def _post_one(
             return
         if not follow.ok:
             reason = f"order {ref}: PO {order.po_number} exists; the follow-up update was refused: {follow.summary()}"
-            ledger.finish(
-                engine,
-                entry_id,
-                "failed",
-                reason=reason,
-                target_ref=order.po_number,
-                run_id=run_id,
-                lease=lease,
-                audit_events=take_deferred(ctx.audit),
-            )
-            outcomes.add("failed", ref, detail=reason)
+            settle("failed", reason, target_ref=order.po_number)
             return
         ledger.finish(
             engine, entry_id, "posted", target_ref=order.po_number, target_id=follow.target_id, run_id=run_id,
@@ -479,30 +430,13 @@ def _post_one(
         return
     if action == "cancel" and entry.posted_hash is None:
         # The PO was never confirmed created, and JAGGAER refuses to cancel it: it never arrived.
-        reason = f"order {ref}: nothing to cancel in JAGGAER ({result.summary()})"
-        ledger.finish(
-            engine,
-            entry_id,
-            "skipped",
-            reason=reason,
-            run_id=run_id,
-            lease=lease,
-            audit_events=take_deferred(ctx.audit),
-        )
-        outcomes.add("skipped", ref, detail=reason)
+        settle("skipped", f"order {ref}: nothing to cancel in JAGGAER ({result.summary()})")
         return
-    reason = f"order {ref}: JAGGAER refused PO {order.po_number} ({action}): {result.summary()}"
-    ledger.finish(
-        engine,
-        entry_id,
+    settle(
         "failed",
-        reason=reason,
+        f"order {ref}: JAGGAER refused PO {order.po_number} ({action}): {result.summary()}",
         target_ref=entry.target_ref,
-        run_id=run_id,
-        lease=lease,
-        audit_events=take_deferred(ctx.audit),
     )
-    outcomes.add("failed", ref, detail=reason)
 
 
 def _send(
