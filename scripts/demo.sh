@@ -14,7 +14,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 fail() { echo "demo: $*" >&2; exit 1; }
 
 step "1. Tenant configuration (include/config/tenants.yaml)"
-mlc config check
+mlc config check --connections  # the tenant file, and the URLs of the Airflow connections it names
 
 step "2. Sandbox servers (Exact Online on :8701, JAGGAER on :8702)"
 for port in 8701 8702; do

@@ -4,17 +4,15 @@ transactions: the fenced ``posting`` mark, then the outcome with the POST's audi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
-from typing import Any
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from invoice_poll_support import DIV_MFG, World
-from sqlalchemy import event, insert, select, text
+from store_probes import counting_statements, fill_ledger  # tests/flows
 
 from ml_connector.flows import invoice_poll as ip
-from ml_connector.store.db import session_scope
-from ml_connector.store.models import LedgerEntry
 
 #: Statements per further invoice: begin (BEGIN, lease row read + renewal, ledger row, audit row of the state change,
 #: ledger update) and finish (BEGIN, the POST's audit row, ledger row, audit row, ledger update) = 11, plus the Exact
@@ -23,42 +21,8 @@ PER_INVOICE_BUDGET = 13
 INVOICES = 4
 
 
-@contextmanager
-def _counting(engine: Any) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if not statement.startswith("PRAGMA"):  # SQLite's per-connection sync level: set when a connection changes
-            seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-
-
 def _fill_ledger(w: World, upto: int) -> None:
-    with session_scope(w.engine) as s:
-        have = int(s.scalar(select(text("count(*)")).select_from(LedgerEntry.__table__)) or 0)
-        now = datetime.now(UTC)
-        rows = [
-            {
-                "tenant": "demo",
-                "flow": ip.FLOW,
-                "source_id": f"filler-{n}",
-                "source_ref": f"F{n}",
-                "division": 999999,
-                "state": "posted",
-                "target_ref": str(n),
-                "attempts": 1,
-                "first_seen_at": now,
-                "updated_at": now,
-            }
-            for n in range(have, upto)
-        ]
-        if rows:
-            s.execute(insert(LedgerEntry), rows)
+    fill_ledger(w.engine, ip.FLOW, upto, source_ref=lambda n: f"F{n}", target_ref=str)
 
 
 def _post(w: World, tag: str, count: int, hour: int) -> int:
@@ -69,7 +33,7 @@ def _post(w: World, tag: str, count: int, hour: int) -> int:
     dctx = ctx.for_division(DIV_MFG)
     ip.map_vendors(dctx)
     master = ip.validate(dctx)["master"]
-    with _counting(w.engine) as seen:
+    with counting_statements(w.engine) as seen:
         out = ip.post(dctx, master)
     assert out.counts["posted"] == count, out.to_dict()
     return len(seen)

@@ -4,17 +4,15 @@ PONumber look-up uses the ``(tenant, flow, target_ref)`` index (migration 0003).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
-from typing import Any
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from po_push_support import DIV, World
-from sqlalchemy import event, insert, select, text
+from store_probes import counting_statements, fill_ledger  # tests/flows
 
 from ml_connector.flows import po_push
-from ml_connector.store.db import session_scope
-from ml_connector.store.models import LedgerEntry
 
 #: SQL statements per new order in the post stage: begin (BEGIN, lease row read + renewal, ledger row, audit row of
 #: the state change, ledger update) and finish (BEGIN, the import's audit row, ledger row, audit row, ledger update).
@@ -23,43 +21,9 @@ PER_ORDER_BUDGET = 11
 ORDERS = 5
 
 
-@contextmanager
-def _counting(engine: Any) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if not statement.startswith("PRAGMA"):  # SQLite's per-connection sync level: set when a connection changes
-            seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-
-
 def _fill_ledger(w: World, upto: int) -> None:
     """Posted orders of other divisions up to ``upto`` ledger rows (never picked up again; each holds a PONumber)."""
-    with session_scope(w.engine) as s:
-        have = int(s.scalar(select(text("count(*)")).select_from(LedgerEntry.__table__)) or 0)
-        now = datetime.now(UTC)
-        rows = [
-            {
-                "tenant": "demo",
-                "flow": "po_push",
-                "source_id": f"filler-{n}",
-                "source_ref": str(n),
-                "division": 999999,
-                "state": "posted",
-                "target_ref": f"999999-{n}",
-                "attempts": 1,
-                "first_seen_at": now,
-                "updated_at": now,
-            }
-            for n in range(have, upto)
-        ]
-        if rows:
-            s.execute(insert(LedgerEntry), rows)
+    fill_ledger(w.engine, "po_push", upto, source_ref=str, target_ref=lambda n: f"999999-{n}")
 
 
 def _post_new_orders(w: World, run_id: str, orders: int = ORDERS) -> list[str]:
@@ -68,7 +32,7 @@ def _post_new_orders(w: World, run_id: str, orders: int = ORDERS) -> list[str]:
     ctx = w.ctx(DIV, run_id=run_id)
     for stage in ("extract", "map_vendors", "validate"):
         getattr(po_push, stage)(ctx)
-    with _counting(w.engine) as seen:
+    with counting_statements(w.engine) as seen:
         out = po_push.post(ctx)
     assert out.counts["posted"] == orders, out.to_dict()
     return [" ".join(x.split())[:150] for x in seen]
