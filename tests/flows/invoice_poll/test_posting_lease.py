@@ -4,8 +4,6 @@ POST after a delay. On SQLite and PostgreSQL (the lease lives in the store)."""
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,11 +11,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/flows: post_worker
+
+import post_worker
 from invoice_poll_support import DIV_MFG, World
 
 from ml_connector.flows import invoice_poll as ip
-
-WORKER = Path(__file__).resolve().parents[1] / "post_worker.py"
 
 
 def _posts(w: World) -> list[dict[str, Any]]:
@@ -36,26 +35,7 @@ def _stage(w: World, refs: list[str]) -> None:
 
 
 def _spawn(w: World, run_id: str, *, ttl: float, wait: float) -> subprocess.Popen[str]:
-    env = dict(os.environ)
-    env.update(
-        MLC_DB_URL=w.engine.url.render_as_string(hide_password=False),
-        MLC_POST_LEASE_SECONDS=str(ttl),
-        MLC_POST_LEASE_WAIT_SECONDS=str(wait),
-    )
-    return subprocess.Popen(
-        [sys.executable, str(WORKER), "invoice_poll", str(DIV_MFG), run_id],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _result(proc: subprocess.Popen[str], timeout: float = 90) -> dict[str, Any]:
-    out, err = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, f"post worker failed ({proc.returncode}):\n{err[-3000:]}"
-    [line] = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
-    return json.loads(line[len("RESULT ") :])
+    return post_worker.spawn("invoice_poll", DIV_MFG, run_id, w.engine, ttl=ttl, wait=wait)
 
 
 def test_two_post_stages_started_together_post_each_invoice_once(world: World) -> None:
@@ -66,7 +46,7 @@ def test_two_post_stages_started_together_post_each_invoice_once(world: World) -
     w.exact.fault(method="POST", path="PurchaseEntries", action="latency", delay_s=1.5, count=None)
     started = time.monotonic()
     procs = [_spawn(w, f"run-{n}", ttl=3, wait=30) for n in (1, 2)]
-    results = [_result(p) for p in procs]
+    results = [post_worker.result(p) for p in procs]
     elapsed = time.monotonic() - started
 
     for ref in refs:
@@ -104,8 +84,8 @@ def test_a_second_post_stage_that_finds_the_division_busy_waits_then_ends_withou
     first = _spawn(w, "run-first", ttl=3, wait=30)
     _wait_for(lambda: len(_posts(w)) >= 1 or len(w.entries()) >= 1, "the first stage to send")
     second = _spawn(w, "run-second", ttl=3, wait=1)
-    busy = _result(second)
-    done = _result(first)
+    busy = post_worker.result(second)
+    done = post_worker.result(first)
     assert busy["counts"]["busy"] == 1 and set(busy["counts"]) == {"busy", "not_sent"}
     assert 1 <= busy["counts"]["not_sent"] <= len(refs)  # what was still open when it listed its batch
     [why] = busy["details"]
@@ -135,11 +115,11 @@ def test_a_post_stage_frozen_past_its_lease_sends_nothing_after_it_resumes(world
         time.sleep(0.4)  # inside the next POST's delay (not inside a database transaction)
         frozen.send_signal(signal.SIGSTOP)
         taker = _spawn(w, "run-taker", ttl=2, wait=30)
-        took = _result(taker)  # waits for the frozen stage's lease to expire, then takes over
+        took = post_worker.result(taker)  # waits for the frozen stage's lease to expire, then takes over
         sent_before_resume = len(_posts(w))
     finally:
         frozen.send_signal(signal.SIGCONT)
-    resumed = _result(frozen)
+    resumed = post_worker.result(frozen)
 
     assert len(_posts(w)) == sent_before_resume  # nothing left the resumed stage
     assert resumed["counts"].get("lease_lost") == 1, resumed

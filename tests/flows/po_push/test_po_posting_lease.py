@@ -4,8 +4,6 @@ after a delay. On SQLite and PostgreSQL. One JAGGAER PO per order, one import pe
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,33 +11,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/flows: post_worker
+
+import post_worker
 from po_push_support import DIV, World, po_number
 
-WORKER = Path(__file__).resolve().parents[1] / "post_worker.py"
 PO_IMPORT = "POST /apps/Router/POXMLImport"
 
 
 def _spawn(w: World, run_id: str, *, ttl: float, wait: float) -> subprocess.Popen[str]:
-    env = dict(os.environ)
-    env.update(
-        MLC_DB_URL=w.engine.url.render_as_string(hide_password=False),
-        MLC_POST_LEASE_SECONDS=str(ttl),
-        MLC_POST_LEASE_WAIT_SECONDS=str(wait),
-    )
-    return subprocess.Popen(
-        [sys.executable, str(WORKER), "po_push", str(DIV), run_id],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _result(proc: subprocess.Popen[str], timeout: float = 90) -> dict[str, Any]:
-    out, err = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, f"post worker failed ({proc.returncode}):\n{err[-3000:]}"
-    [line] = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
-    return json.loads(line[len("RESULT ") :])
+    return post_worker.spawn("po_push", DIV, run_id, w.engine, ttl=ttl, wait=wait)
 
 
 def _staged(w: World, n: int) -> list[dict[str, Any]]:
@@ -66,7 +47,7 @@ def test_two_po_post_stages_started_together_send_one_po_per_order(world: World)
     pos = _staged(w, 4)
     w.jaggaer_fault(method="POST", path="POXMLImport", action="latency", delay_s=1.5, count=None)
     procs = [_spawn(w, f"run-{n}", ttl=3, wait=30) for n in (1, 2)]
-    results = [_result(p) for p in procs]
+    results = [post_worker.result(p) for p in procs]
 
     assert _imports(w) == len(pos)  # one import per order: no order was sent twice
     jaggaer = w.jaggaer_pos()
@@ -85,11 +66,11 @@ def test_a_po_post_stage_frozen_past_its_lease_sends_nothing_after_it_resumes(wo
         time.sleep(0.4)  # inside the next import's delay (not inside a database transaction)
         frozen.send_signal(signal.SIGSTOP)
         taker = _spawn(w, "run-taker", ttl=2, wait=30)
-        took = _result(taker)
+        took = post_worker.result(taker)
         sent_before_resume = _imports(w)
     finally:
         frozen.send_signal(signal.SIGCONT)
-    resumed = _result(frozen)
+    resumed = post_worker.result(frozen)
 
     assert _imports(w) == sent_before_resume  # nothing left the resumed stage
     assert resumed["counts"].get("lease_lost") == 1, resumed
