@@ -7,7 +7,7 @@ is strict: a field that cannot be read raises :class:`InvoiceDataError` whose me
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -201,20 +201,21 @@ def _taxable(line: Mapping[str, Any], where: str) -> bool | None:
         raise InvoiceDataError(f'{where} taxable {line.get("taxable")!r} is not "true" or "false"') from None
 
 
-def _date_field(header: Mapping[str, Any], key: str, where: str) -> date | None:
+def _parsed(header: Mapping[str, Any], key: str, where: str, parse: Callable[[Any], Any], expected: str) -> Any:
+    """``parse(header[key])``, or an ``InvoiceDataError`` naming the field, its value and what was expected."""
     value = header.get(key)
     try:
-        return j1p.parse_date(value)
+        return parse(value)
     except ValueError:
-        raise InvoiceDataError(f"{where} {key} {value!r} is not an ISO date (YYYY-MM-DD)") from None
+        raise InvoiceDataError(f"{where} {key} {value!r} is not {expected}") from None
+
+
+def _date_field(header: Mapping[str, Any], key: str, where: str) -> date | None:
+    return _parsed(header, key, where, j1p.parse_date, "an ISO date (YYYY-MM-DD)")
 
 
 def _instant_field(header: Mapping[str, Any], key: str, where: str) -> datetime | None:
-    value = header.get(key)
-    try:
-        return j1p.parse_datetime(value)
-    except ValueError:
-        raise InvoiceDataError(f"{where} {key} {value!r} is not an ISO-8601 timestamp") from None
+    return _parsed(header, key, where, j1p.parse_datetime, "an ISO-8601 timestamp")
 
 
 def _header_tax1(header: Mapping[str, Any], where: str) -> Decimal:
