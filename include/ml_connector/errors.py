@@ -71,6 +71,21 @@ class RejectedError(ConnectorError):
         super().__init__(f"HTTP {status}: {message}" if status is not None else message)
 
 
+class RequestRefused(RejectedError):
+    """A request Exact refused: ``message`` is Exact's own text, ``str()`` names the request as well."""
+
+    def __init__(self, message: str, status: int | None, *, body: str | None, what: str) -> None:
+        super().__init__(message, status, body=body)
+        self.what = what
+
+    def __str__(self) -> str:
+        return f"Exact refused {self.what}: HTTP {self.status}: {self.message}"
+
+
+class ErrorBudgetSpent(RejectedError):
+    """Too many refusals on one endpoint of one division within the hour: nothing more is sent to it."""
+
+
 class TransientError(ConnectorError):
     """A temporary failure (5xx, network, maintenance page) that outlived our retries."""
 

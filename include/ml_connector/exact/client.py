@@ -39,6 +39,7 @@ from ml_connector.errors import (
     ConfigError,
     ConnectorError,
     RejectedError,
+    RequestRefused,
     TokenChainBroken,
     TransientError,
 )
@@ -49,17 +50,6 @@ from ml_connector.exact.ratelimit import RateLimiter
 from ml_connector.exact.tokens import CREDENTIALS_REFUSED, ExactApp, TokenChain, classify_token_response
 
 log = logging.getLogger(__name__)
-
-
-class RequestRefused(RejectedError):
-    """A request Exact refused: ``message`` is Exact's own text, ``str()`` names the request as well."""
-
-    def __init__(self, message: str, status: int | None, *, body: str | None, what: str) -> None:
-        super().__init__(message, status, body=body)
-        self.what = what
-
-    def __str__(self) -> str:
-        return f"Exact refused {self.what}: HTTP {self.status}: {self.message}"
 
 
 def _version() -> str:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, select
 
 from ml_connector import http
-from ml_connector.errors import RejectedError
+from ml_connector.errors import ErrorBudgetSpent
 
 #: The statuses Exact counts against the budget.
 COUNTED = (400, 401, 403, 404)
@@ -37,10 +37,6 @@ def endpoint_of(url: str) -> str:
     """``https://…/api/v1/111/crm/Accounts(guid'…')?$select=…`` → ``crm/Accounts``."""
     m = _ENDPOINT.search(url)
     return m.group(1).rstrip("/") if m else url
-
-
-class ErrorBudgetSpent(RejectedError):
-    """Too many refusals on one endpoint of one division within the hour: nothing more is sent to it."""
 
 
 class ErrorBudget:

@@ -8,8 +8,8 @@ import time
 import pytest
 from exact_hook_support import connect
 
-from ml_connector.errors import RejectedError, TransientError
-from ml_connector.exact.error_budget import DEFAULT_LIMIT, ErrorBudget, ErrorBudgetSpent
+from ml_connector.errors import ErrorBudgetSpent, RejectedError, TransientError
+from ml_connector.exact.error_budget import DEFAULT_LIMIT, ErrorBudget
 from ml_connector.store.audit import DbAuditSink
 from ml_connector.store.db import session_scope
 from ml_connector.store.models import AuditLog
