@@ -141,8 +141,8 @@ class ExactOnlineHook(HttpHook):
     def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None) -> Any:
         """A ``requests.Session`` for ad-hoc calls (``HttpHook.run``): bearer token, JSON, no Basic auth."""
         session = requests.Session()
+        # HttpHook.url_from_endpoint reads the connection only while base_url is empty
         self.base_url = self.app.base_url
-        self._base_url_initialized = True
         session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
         session.headers["Authorization"] = f"Bearer {self.client.tokens.get_access_token()}"
         if headers:

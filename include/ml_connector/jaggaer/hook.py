@@ -242,8 +242,9 @@ class JaggaerHook(HttpHook):
         urls = jaggaer_urls(conn, self.jaggaer_conn_id)
         base_url = urls.base_url
         if base_url:
-            # Not HttpHook._set_base_url: it defaults to http, and the client secret must not travel in clear.
-            self.base_url, self._base_url_initialized = base_url, True
+            # Set here, not by HttpHook from the connection (that defaults to http, and the client secret must not
+            # travel in clear): HttpHook.url_from_endpoint reads the connection only while base_url is empty.
+            self.base_url = base_url
         if not conn.login:
             problems.append(f"{where}: login (OAuth client id) is empty")
         if not conn.password:
