@@ -22,9 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sandbox.common import demo_company as dc
 from sandbox.jaggaer import seed as seeding
-from sandbox.jaggaer.app import JaggaerSandbox
 from sandbox.jaggaer.model import Invoice, InvoiceLine, Split, Supplier, Tenant, fmt_ts, money
 from sandbox.jaggaer.render import invoice_detail
+from sandbox.jaggaer.state import JaggaerSandbox
 
 
 class SplitIn(BaseModel):

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Request
 from lxml import etree
 from starlette.responses import Response
 
-from sandbox.jaggaer.app import JaggaerSandbox, RateLimited, too_many_requests
+from sandbox.jaggaer.fault_responses import too_many_requests
 from sandbox.jaggaer.model import Tenant
+from sandbox.jaggaer.state import JaggaerSandbox, RateLimited
 from sandbox.jaggaer.xml_import import (
     XmlReject,
     authenticate,

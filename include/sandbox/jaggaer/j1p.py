@@ -14,9 +14,9 @@ from urllib.parse import parse_qs, unquote
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from sandbox.jaggaer.app import REALM_PATH, JaggaerSandbox
 from sandbox.jaggaer.model import Invoice, Supplier, Tenant, parse_ts
 from sandbox.jaggaer.render import invoice_detail, invoice_header
+from sandbox.jaggaer.state import REALM_PATH, JaggaerSandbox
 
 INVOICES_PATH = "/j1p/api/public/ji/v1/invoices"
 COMPANY_PROFILES_PATH = "/j1p/api/public/ja/v1/companyprofiles"

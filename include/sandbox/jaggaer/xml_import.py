@@ -28,7 +28,7 @@ from sandbox.jaggaer.model import PurchaseOrder, Supplier, Tenant, fmt_ts, money
 from sandbox.jaggaer.settings import PoCustomFields
 
 if TYPE_CHECKING:
-    from sandbox.jaggaer.app import JaggaerSandbox
+    from sandbox.jaggaer.state import JaggaerSandbox
 
 _PARSER_KW: dict[str, Any] = {
     "resolve_entities": False,

@@ -225,7 +225,7 @@ def test_default_page_size_is_not_50(jaggaer_sandbox: JaggaerHandle, demo_token:
 
 
 def test_token_table_is_bounded(jaggaer_sandbox: JaggaerHandle, monkeypatch) -> None:
-    from sandbox.jaggaer import app as app_mod
+    from sandbox.jaggaer import state as app_mod
 
     monkeypatch.setattr(app_mod, "MAX_TOKENS", 3)
     tokens = [jaggaer_sandbox.token(DEMO) for _ in range(6)]
