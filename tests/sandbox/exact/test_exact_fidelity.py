@@ -233,12 +233,12 @@ def test_bad_types_are_400_with_exacts_body_and_use_no_number(api: Api) -> None:
 
 
 def test_unexpected_error_is_an_exact_500_not_a_reset(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    sandbox = api.ex.sandbox
+    from sandbox.exact import rest
 
     def boom(*args: Any, **kw: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(sandbox, "_dispatch", boom)
+    monkeypatch.setattr(rest, "dispatch", boom)
     r = api.get("financial/Journals", **SEL)
     assert r.status_code == 500 and "boom" in error_text(r)
     monkeypatch.undo()
@@ -247,15 +247,16 @@ def test_unexpected_error_is_an_exact_500_not_a_reset(api: Api, monkeypatch: pyt
 
 # ------------------------------------------------------------------------------------------------ 13. concurrency
 def test_a_slow_request_does_not_stall_the_others(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    sandbox = api.ex.sandbox
-    original = sandbox.handle
+    from sandbox.exact import rest as rest_module
 
-    def slow(request: Any, division: str, rest: str, body: bytes) -> Any:
+    original = rest_module.handle
+
+    def slow(sb: Any, request: Any, division: str, rest: str, body: bytes) -> Any:
         if rest.startswith("financial/GLAccounts"):
             time.sleep(1.5)  # a 100k-row request, outside the store lock
-        return original(request, division, rest, body)
+        return original(sb, request, division, rest, body)
 
-    monkeypatch.setattr(sandbox, "handle", slow)
+    monkeypatch.setattr(rest_module, "handle", slow)
     done: dict[str, float] = {}
 
     def call(name: str, path: str) -> None:
