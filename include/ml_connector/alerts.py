@@ -8,15 +8,19 @@
 - ``token_failure_alert(tenant, exc)`` says which tenant must reconnect to Exact Online and exactly how (CLI and UI),
   or, for ``exc.system == "jaggaer"``, which Airflow connection JAGGAER refused and how to fix it.
 
-E-mail goes through the smtp provider's ``SmtpHook`` (connection ``alerts.smtp_conn_id``). Slack: the incoming
-webhook URL carries its secret in the path, so the HTTP connection ``alerts.slack_conn_id`` holds it in its
-**password** (encrypted by Airflow), either the whole URL or the part after the host
-(``T…/B…/…`` with host ``https://hooks.slack.com/services``); the URL is built at send time, registered with
-Airflow's secret masker, and sent with ``requests`` (no log line ever names it). A connection with the whole URL in
-its host still works but is warned about (the host is stored unencrypted). The generic webhook is a JSON POST
-through the http provider's ``HttpHook`` to the host of ``alerts.webhook_conn_id`` (login/password as basic auth).
-A failing channel is logged with the exception's type (and HTTP status) only: exception texts of HTTP libraries
-quote the URL. Providers are imported only when a channel needs them.
+Each channel is an Airflow Notifier from its provider, built for one message and sent at once: e-mail through the smtp
+provider's ``SmtpNotifier`` (connection ``alerts.smtp_conn_id``), Slack through the slack provider's
+``SlackWebhookNotifier``, the generic webhook through the http provider's ``HttpNotifier`` (a JSON POST to the host of
+``alerts.webhook_conn_id``, login/password as basic auth). Slack: the incoming webhook URL carries its secret in the
+path, so the HTTP connection ``alerts.slack_conn_id`` holds it in its **password** (encrypted by Airflow), either the
+whole URL or the part after the host (``T…/B…/…`` with host ``https://hooks.slack.com/services``), as the slack
+provider's own connection type does; the URL is built at send time and registered with Airflow's secret masker (no log
+line ever names it). A connection with the whole URL in its host still works but is warned about (the host is stored
+unencrypted). A failing channel is logged with the exception's type (and HTTP status) only: exception texts of HTTP
+libraries quote the URL. Providers are imported only when a channel needs them.
+
+Adding an alert: a function that builds a subject and a body and calls ``send_alert(tenant, subject, body)``; the
+channels, the fan-out over them and the failure handling stay here.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from ml_connector.errors import TokenChainBroken
 from ml_connector.settings import get_setting
 
 log = logging.getLogger("ml_connector.alerts")
+_SLACK_SDK_LOG = logging.getLogger("ml_connector.alerts.slack_sdk")
+_SLACK_SDK_LOG.setLevel(logging.WARNING)
 
 
 def ui_base_url() -> str:
@@ -71,11 +77,24 @@ def _deliver_log(tenant: TenantConfig, subject: str, body: str) -> None:
 
 
 def _deliver_email(tenant: TenantConfig, subject: str, body: str) -> None:
-    from airflow.providers.smtp.hooks.smtp import SmtpHook
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
-    content = f"<pre>{html.escape(body)}</pre>"
-    with SmtpHook(smtp_conn_id=tenant.alerts.smtp_conn_id) as hook:
-        hook.send_email_smtp(to=list(tenant.alerts.email_to), subject=subject, html_content=content)
+    _send(
+        SmtpNotifier(
+            to=list(tenant.alerts.email_to),
+            subject=subject,
+            html_content=f"<pre>{html.escape(body)}</pre>",
+            smtp_conn_id=tenant.alerts.smtp_conn_id,
+        )
+    )
+
+
+def _send(notifier: Any) -> None:
+    """Send one message through an Airflow Notifier now.
+
+    ``notify`` directly, not the Notifier's ``__call__``: that renders the subject and body as Jinja templates against
+    a task context, and an alert's text is final (an exception message may well contain ``{{``)."""
+    notifier.notify({})
 
 
 def _mask(*secrets: str | None) -> None:
@@ -92,21 +111,6 @@ def _mask(*secrets: str | None) -> None:
                 log.debug("could not register a secret with the masker", exc_info=True)
 
 
-def _post_json(conn_id: str, payload: dict[str, Any]) -> None:
-    from airflow.providers.http.hooks.http import HttpHook
-
-    hook = HttpHook(method="POST", http_conn_id=conn_id)
-    conn = hook.get_connection(conn_id)
-    if conn.host and "/" in conn.host.split("://", 1)[-1]:
-        _mask(conn.host)  # a path in a webhook URL may carry a token
-    hook.run(
-        endpoint=None,
-        json=payload,
-        headers={"Content-Type": "application/json"},
-        extra_options={"timeout": 10, "check_response": True},
-    )
-
-
 def slack_webhook_url(conn_id: str) -> str:
     """The Slack incoming-webhook URL of HTTP connection ``conn_id``, registered with the secret masker.
 
@@ -116,12 +120,7 @@ def slack_webhook_url(conn_id: str) -> str:
     """
     from ml_connector.errors import ConfigError
 
-    try:
-        from airflow.sdk import BaseHook
-    except ImportError:  # pragma: no cover - older Airflow
-        from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
-
-    conn = BaseHook.get_connection(conn_id)
+    conn = _connection(conn_id)
     host = (conn.host or "").strip()
     secret = (conn.password or "").strip()
     if secret.startswith(("https://", "http://")):
@@ -151,18 +150,67 @@ def slack_webhook_url(conn_id: str) -> str:
     return url
 
 
-def _deliver_slack(tenant: TenantConfig, subject: str, body: str) -> None:
-    import requests
+def _slack_notifier(conn_id: str, text: str) -> Any:
+    """The slack provider's ``SlackWebhookNotifier`` for HTTP connection ``conn_id``, its URL from
+    :func:`slack_webhook_url` (masked; also the older whole-URL-in-the-host form, which the provider's own connection
+    parsing refuses)."""
+    from functools import cached_property
 
+    from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+    from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+    from slack_sdk import WebhookClient
+
+    class TenantSlackWebhookHook(SlackWebhookHook):
+        @cached_property
+        def client(self) -> WebhookClient:
+            # no retries (one attempt, as every channel); slack_sdk logs the URL at INFO and DEBUG: a logger of ours
+            # that keeps warnings and errors only (those never quote the URL)
+            return WebhookClient(
+                url=slack_webhook_url(self.slack_webhook_conn_id),
+                timeout=self.timeout or 10,
+                retry_handlers=[],
+                logger=_SLACK_SDK_LOG,
+            )
+
+    class TenantSlackWebhookNotifier(SlackWebhookNotifier):
+        @cached_property
+        def hook(self) -> SlackWebhookHook:
+            return TenantSlackWebhookHook(slack_webhook_conn_id=self.slack_webhook_conn_id, timeout=self.timeout)
+
+    return TenantSlackWebhookNotifier(slack_webhook_conn_id=conn_id, text=text, timeout=10)
+
+
+def _deliver_slack(tenant: TenantConfig, subject: str, body: str) -> None:
     assert tenant.alerts.slack_conn_id
-    url = slack_webhook_url(tenant.alerts.slack_conn_id)
-    response = requests.post(url, json={"text": f"*{subject}*\n```{body}```"}, timeout=10)
-    response.raise_for_status()
+    _send(_slack_notifier(tenant.alerts.slack_conn_id, f"*{subject}*\n```{body}```"))
 
 
 def _deliver_webhook(tenant: TenantConfig, subject: str, body: str) -> None:
-    assert tenant.alerts.webhook_conn_id
-    _post_json(tenant.alerts.webhook_conn_id, {"tenant": tenant.name, "subject": subject, "body": body})
+    from airflow.providers.http.notifications.http import HttpNotifier
+
+    conn_id = tenant.alerts.webhook_conn_id
+    assert conn_id
+    host = _connection(conn_id).host
+    if host and "/" in host.split("://", 1)[-1]:
+        _mask(host)  # a path in a webhook URL may carry a token
+    payload = {"tenant": tenant.name, "subject": subject, "body": body}
+    _send(
+        HttpNotifier(
+            http_conn_id=conn_id,
+            json=payload,
+            headers={"Content-Type": "application/json"},
+            extra_options={"timeout": 10, "check_response": True},
+        )
+    )
+
+
+def _connection(conn_id: str) -> Any:
+    try:
+        from airflow.sdk import BaseHook
+    except ImportError:  # pragma: no cover - older Airflow
+        from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
+
+    return BaseHook.get_connection(conn_id)
 
 
 CHANNELS: dict[str, Callable[[TenantConfig, str, str], None]] = {
@@ -195,6 +243,9 @@ def _failure(exc: BaseException) -> str:
 
     if isinstance(exc, ConfigError):
         return f"{type(exc).__name__}: {exc}"
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, ConnectionError):  # urllib (slack_sdk) wraps it: name it as requests does
+        return f"ConnectionError ({type(reason).__name__})"
     status = getattr(getattr(exc, "response", None), "status_code", None)
     return f"{type(exc).__name__} (HTTP {status})" if status else type(exc).__name__
 
