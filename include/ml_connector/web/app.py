@@ -25,14 +25,9 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-log = logging.getLogger(__name__)
+from ml_connector.web.style import STYLE as _STYLE
 
-_STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5rem;color:#1a202c}
-table{border-collapse:collapse;margin-top:1rem}td,th{border:1px solid #cbd5e0;padding:.35rem .6rem;text-align:left;
-vertical-align:top}th{background:#edf2f7}.ok{color:#276749;font-weight:600}.bad{color:#c53030;font-weight:600}
-.muted{color:#718096}code{background:#edf2f7;padding:0 .2rem}
-"""
+log = logging.getLogger(__name__)
 
 
 def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:

@@ -8,7 +8,7 @@ from typing import Any
 
 from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
 
-from ml_connector.web.app import _STYLE
+from ml_connector.web.style import STYLE as _STYLE
 
 _EXTRA_STYLE = """
 .box{border:1px solid #cbd5e0;border-radius:4px;padding:.6rem .9rem;margin:1rem 0}

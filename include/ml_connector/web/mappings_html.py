@@ -12,7 +12,7 @@ from typing import Any
 
 from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
 
-from ml_connector.web.app import _STYLE
+from ml_connector.web.style import STYLE as _STYLE
 
 _EXTRA_STYLE = """
 h3{margin-top:2rem;border-bottom:1px solid #cbd5e0;padding-bottom:.2rem}h4{margin:1.2rem 0 .3rem}
