@@ -19,7 +19,7 @@ help:
 	@echo "make up     - Airflow (UI on http://localhost:8080) plus the sandbox servers"
 	@echo "make cluster - the docker-compose topology on this machine: CeleryExecutor, Redis, PostgreSQL, 2 workers"
 	@echo "make cluster-down - stop everything make cluster started"
-	@echo "make lint   - ruff check and format check"
+	@echo "make lint   - ruff check and format check, import-linter architecture contracts"
 	@echo "make bench  - benchmarks (API calls per record, throughput, memory)"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -55,6 +55,7 @@ test-deps:
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	cd include && PYTHONPATH=$(CURDIR)/include $(CURDIR)/$(VENV)/bin/lint-imports --no-cache $(CURDIR)/pyproject.toml
 
 format: install
 	$(VENV)/bin/ruff format .
