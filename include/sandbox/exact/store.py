@@ -1,371 +1,60 @@
-"""In-memory state of the Exact sandbox: divisions with their accounts, purchase orders, purchase entries and
-master data, with the indexes that keep 60-row pages fast at 100,000 purchase orders.
-
-Dates are kept as epoch milliseconds (UTC). Purchase orders are compact ``PO`` objects whose lines are tuples;
-API rows are built from them only when served.
+"""In-memory state of the Exact sandbox: :class:`ExactStore`, the divisions with their accounts, purchase orders,
+purchase entries and master data, behind one lock. The tables are in ``tables``, a division's contents in
+``divisions``, the seeding in ``seeding``.
 """
 
 from __future__ import annotations
 
-import random
 import threading
 import uuid
-from bisect import bisect_left, bisect_right, insort
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from bisect import bisect_right
+from collections.abc import Callable
 from typing import Any
 
 from sandbox.common import demo_company as demo
 from sandbox.common.clock import Clock
-from sandbox.exact.odata import conjuncts, parse_iso_to_ms, simple_comparison
+from sandbox.exact.divisions import (
+    APPROVAL_STATUS,
+    DAY_MS,
+    ENTITY_TYPE_ACCOUNT,
+    ENTITY_TYPE_PURCHASE_ORDER,
+    ORDER_STATUS,
+    PO,
+    Division,
+    Line,
+    SyncIndex,
+    dict_table,
+    line_id,
+    new_division,
+    po_description,
+    po_table,
+    po_your_ref,
+)
+from sandbox.exact.odata import parse_iso_to_ms
+from sandbox.exact.seeding import StoreSeeding
+from sandbox.exact.tables import Table
 
-DAY_MS = 86_400_000
-_HI = "\U0010ffff"
-
-ORDER_STATUS = {10: "Open", 20: "Partial", 30: "Complete", 40: "Cancelled"}
-APPROVAL_STATUS = {0: "Not applicable", 1: "Awaiting approval", 2: "Approved"}
-ENTITY_TYPE_ACCOUNT = 2
-ENTITY_TYPE_PURCHASE_ORDER = 22
-
-
-def _norm(v: Any) -> Any:
-    return v.lower() if isinstance(v, str) else v
-
-
-# --------------------------------------------------------------------------------------------------- tables
-class Table:
-    """Rows by key, keys kept sorted (Exact pages in key order with ``$skiptoken=guid'<last key>'``), plus
-    equality and range indexes the query planner uses for ``and``-ed simple comparisons."""
-
-    def __init__(
-        self,
-        key_of: Callable[[Any], str],
-        eq: dict[str, Callable[[Any], Any]] | None = None,
-        ranges: dict[str, Callable[[Any], Any]] | None = None,
-        key_field: str | None = None,
-    ) -> None:
-        self.key_of = key_of
-        self.key_field = key_field
-        self.rows: dict[str, Any] = {}
-        self.keys: list[str] = []
-        self._eq_get = eq or {}
-        self._rng_get = ranges or {}
-        self._eq: dict[str, dict[Any, list[str]]] = {f: {} for f in self._eq_get}
-        self._rng: dict[str, list[tuple[Any, str]]] = {f: [] for f in self._rng_get}
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __iter__(self) -> Iterator[Any]:
-        for k in self.keys:
-            yield self.rows[k]
-
-    def get(self, key: str) -> Any:
-        return self.rows.get(key.lower())
-
-    def _index(self, obj: Any, k: str) -> None:
-        for f, g in self._eq_get.items():
-            self._eq[f].setdefault(_norm(g(obj)), []).append(k)
-        for f, g in self._rng_get.items():
-            v = g(obj)
-            if v is not None:
-                insort(self._rng[f], (v, k))
-
-    def _unindex(self, obj: Any, k: str) -> None:
-        for f, g in self._eq_get.items():
-            value = _norm(g(obj))
-            bucket = self._eq[f].get(value)
-            if bucket is not None and k in bucket:
-                bucket.remove(k)
-                if not bucket:
-                    del self._eq[f][value]
-        for f, g in self._rng_get.items():
-            v = g(obj)
-            if v is not None:
-                lst = self._rng[f]
-                i = bisect_left(lst, (v, k))
-                if i < len(lst) and lst[i] == (v, k):
-                    del lst[i]
-
-    def put(self, obj: Any) -> None:
-        k = self.key_of(obj).lower()
-        old = self.rows.get(k)
-        if old is not None:
-            self._unindex(old, k)
-        else:
-            insort(self.keys, k)
-        self.rows[k] = obj
-        self._index(obj, k)
-
-    def bulk_put(self, objs: Iterable[Any]) -> None:
-        """Add many new rows at once (indexes rebuilt by sorting, not by insertion)."""
-        for obj in objs:
-            k = self.key_of(obj).lower()
-            if k in self.rows:
-                raise ValueError(f"duplicate key {k}")
-            self.rows[k] = obj
-            self.keys.append(k)
-            for f, g in self._eq_get.items():
-                self._eq[f].setdefault(_norm(g(obj)), []).append(k)
-            for f, g in self._rng_get.items():
-                v = g(obj)
-                if v is not None:
-                    self._rng[f].append((v, k))
-        self.keys.sort()
-        for lst in self._rng.values():
-            lst.sort()
-
-    def update(self, key: str, mutate: Callable[[Any], None]) -> Any:
-        k = key.lower()
-        obj = self.rows[k]
-        self._unindex(obj, k)
-        mutate(obj)
-        self._index(obj, k)
-        return obj
-
-    def remove(self, key: str) -> Any:
-        k = key.lower()
-        obj = self.rows.pop(k)
-        self._unindex(obj, k)
-        i = bisect_left(self.keys, k)
-        if i < len(self.keys) and self.keys[i] == k:
-            del self.keys[i]
-        return obj
-
-    def lookup(self, field: str, value: Any) -> list[Any]:
-        """Rows whose indexed ``field`` equals ``value``."""
-        return [self.rows[k] for k in sorted(self._eq[field].get(_norm(value), ()))]
-
-    # ---- querying ---------------------------------------------------------------------------------------
-    def _candidates(self, ast: Any) -> list[str] | None:
-        if ast is None:
-            return None
-        best: list[str] | None = None
-        bounds: dict[str, list[tuple[str, Any]]] = {}
-        for term in conjuncts(ast):
-            sc = simple_comparison(term)
-            if sc is None:
-                continue
-            field, op, value = sc
-            if op == "eq" and field == self.key_field and isinstance(value, str):
-                k = value.lower()
-                return [k] if k in self.rows else []
-            if op == "eq" and field in self._eq:
-                cand = self._eq[field].get(_norm(value), [])
-                if best is None or len(cand) < len(best):
-                    best = cand
-            elif op in ("gt", "ge", "lt", "le", "eq") and field in self._rng:
-                bounds.setdefault(field, []).append((op, value))
-        for field, terms in bounds.items():
-            lst = self._rng[field]
-            lo, hi = 0, len(lst)
-            for op, v in terms:
-                if v is None:
-                    continue
-                if op == "gt":
-                    lo = max(lo, bisect_right(lst, (v, _HI)))
-                elif op == "ge":
-                    lo = max(lo, bisect_left(lst, (v, "")))
-                elif op == "lt":
-                    hi = min(hi, bisect_left(lst, (v, "")))
-                elif op == "le":
-                    hi = min(hi, bisect_right(lst, (v, _HI)))
-                else:  # eq
-                    lo = max(lo, bisect_left(lst, (v, "")))
-                    hi = min(hi, bisect_right(lst, (v, _HI)))
-            size = max(0, hi - lo)
-            if best is None or size < len(best):
-                best = [k for _, k in lst[lo:hi]] if size else []
-        return best
-
-    def query(
-        self, ast: Any, pred: Callable[[Any], bool] | None, after_key: str | None, limit: int
-    ) -> tuple[list[Any], bool]:
-        """Up to ``limit`` rows in key order after ``after_key`` matching ``pred``; and whether more exist."""
-        cands = self._candidates(ast)
-        if cands is not None and len(cands) <= 50_000:
-            keys: list[str] = sorted(cands)
-        else:
-            keys = self.keys
-        start = bisect_right(keys, after_key.lower()) if after_key else 0
-        out: list[Any] = []
-        rows = self.rows
-        for i in range(start, len(keys)):
-            obj = rows.get(keys[i])
-            if obj is None:
-                continue
-            if pred is None or pred(obj):
-                out.append(obj)
-                if len(out) > limit:
-                    return out[:limit], True
-        return out, False
+# re-exported: the sandbox's modules and tests import these from here
+__all__ = [
+    "APPROVAL_STATUS",
+    "DAY_MS",
+    "ENTITY_TYPE_ACCOUNT",
+    "ENTITY_TYPE_PURCHASE_ORDER",
+    "ORDER_STATUS",
+    "PO",
+    "Division",
+    "ExactStore",
+    "Line",
+    "SyncIndex",
+    "Table",
+    "line_id",
+    "new_division",
+    "po_description",
+    "po_your_ref",
+]
 
 
-# --------------------------------------------------------------------------------------------------- POs
-# A line: (line_no, item_code, description|None, qty, unit_price, vat_code, cost_center, cost_unit,
-#          receipt_ms, received_qty, invoiced_qty)
-Line = tuple[int, str, str | None, float, float, str, str, str, int, float, float]
-
-
-class PO:
-    __slots__ = (
-        "approval",
-        "created",
-        "currency",
-        "description",
-        "division",
-        "id",
-        "lines",
-        "modified",
-        "order_date",
-        "order_number",
-        "receipt_date",
-        "remarks",
-        "status",
-        "supplier",
-        "ts",
-        "your_ref",
-    )
-
-    def __init__(self, **kw: Any) -> None:
-        for k in self.__slots__:
-            setattr(self, k, kw.get(k))
-
-    @property
-    def row_count(self) -> int:
-        return 1 + len(self.lines)
-
-
-def po_description(po: PO) -> str:
-    return po.description if po.description is not None else f"PO {po.order_number} {po.lines[0][1]}"
-
-
-def po_your_ref(po: PO) -> str | None:
-    if po.your_ref is not None:
-        return po.your_ref or None
-    return f"REQ-{po.division % 1000:03d}-{po.order_number:06d}"
-
-
-def line_id(po_id: str, line_no: int) -> str:
-    return str(uuid.uuid5(uuid.UUID(po_id), str(line_no)))
-
-
-class SyncIndex:
-    """POs in header-Timestamp order. Rows of one order have consecutive Timestamps (header ``ts``, lines
-    ``ts+1..ts+n``), so ``Timestamp gt N`` is a bisect."""
-
-    def __init__(self) -> None:
-        self.starts: list[int] = []
-        self.pos: list[PO] = []
-
-    def append(self, po: PO) -> None:
-        self.starts.append(po.ts)
-        self.pos.append(po)
-
-    def remove(self, po: PO) -> None:
-        i = bisect_left(self.starts, po.ts)
-        if i < len(self.starts) and self.pos[i] is po:
-            del self.starts[i]
-            del self.pos[i]
-
-    def orders_after(self, ts: int) -> Iterator[tuple[PO, int]]:
-        """(po, first row index) for every order with a row Timestamp > ts, in Timestamp order."""
-        i = bisect_right(self.starts, ts) - 1
-        if i >= 0:
-            po = self.pos[i]
-            first = max(ts - po.ts + 1, 0)
-            if first < po.row_count:
-                yield po, first
-        for j in range(i + 1, len(self.pos)):
-            yield self.pos[j], 0
-
-    def rows_after(self, ts: int) -> Iterator[tuple[PO, int]]:
-        """(po, line_index) pairs with row Timestamp > ts, in Timestamp order; line_index 0 is the header."""
-        i = bisect_right(self.starts, ts) - 1
-        if i >= 0:
-            po = self.pos[i]
-            first = ts - po.ts + 1
-            for li in range(max(first, 0), po.row_count):
-                yield po, li
-        for j in range(i + 1, len(self.pos)):
-            po = self.pos[j]
-            for li in range(po.row_count):
-                yield po, li
-
-
-# --------------------------------------------------------------------------------------------------- division
-@dataclass
-class Division:
-    code: int
-    name: str
-    accounts: Table
-    purchase_orders: Table
-    purchase_entries: Table
-    sync: SyncIndex
-    deleted: list[dict[str, Any]]
-    gl_accounts: Table
-    cost_centers: Table
-    cost_units: Table
-    vat_codes: Table
-    journals: Table
-    items: Table
-    ts_counter: int = 0
-    order_number_seq: int = 1000
-    entry_seq: dict[str, int] | None = None
-
-    def next_ts(self, n: int = 1) -> int:
-        """Reserve ``n`` consecutive rowversions; returns the first."""
-        first = self.ts_counter + 1
-        self.ts_counter += n
-        return first
-
-
-def _dict_table(key: str = "ID", eq: Iterable[str] = (), ranges: Iterable[str] = ()) -> Table:
-    return Table(
-        lambda e, _k=key: e[_k],
-        eq={f: (lambda e, _f=f: e.get(_f)) for f in eq},
-        ranges={f: (lambda e, _f=f: e.get(_f)) for f in ranges},
-        key_field=key,
-    )
-
-
-def _po_table() -> Table:
-    return Table(
-        lambda p: p.id,
-        eq={
-            "OrderNumber": lambda p: p.order_number,
-            "Supplier": lambda p: p.supplier,
-            "YourRef": po_your_ref,
-        },
-        ranges={"Modified": lambda p: p.modified},
-        key_field="PurchaseOrderID",
-    )
-
-
-def new_division(code: int) -> Division:
-    info = demo.division_info(code)
-    return Division(
-        code=code,
-        name=info["name"],
-        accounts=_dict_table("ID", eq=("Code", "Name", "VATNumber", "ChamberOfCommerce", "Email")),
-        purchase_orders=_po_table(),
-        purchase_entries=_dict_table("EntryID", eq=("YourRef", "Supplier"), ranges=("Modified",)),
-        sync=SyncIndex(),
-        deleted=[],
-        gl_accounts=_dict_table("ID", eq=("Code",)),
-        cost_centers=_dict_table("ID", eq=("Code",)),
-        cost_units=_dict_table("ID", eq=("Code",)),
-        vat_codes=_dict_table("ID", eq=("Code",)),
-        journals=_dict_table("ID", eq=("Code",)),
-        items=_dict_table("ID", eq=("Code",)),
-        ts_counter=10_000 + (code % 1000) * 7,
-        order_number_seq=1000,
-        entry_seq={},
-    )
-
-
-# --------------------------------------------------------------------------------------------------- store
-class ExactStore:
+class ExactStore(StoreSeeding):
     """All sandbox data. One coarse re-entrant lock guards every read and write."""
 
     def __init__(self, clock: Clock) -> None:
@@ -416,10 +105,10 @@ class ExactStore:
             return self.summary()
 
     def _clear_transactions(self, div: Division) -> None:
-        div.purchase_orders = _po_table()
+        div.purchase_orders = po_table()
         div.sync = SyncIndex()
         div.deleted = []
-        div.purchase_entries = _dict_table("EntryID", eq=("YourRef", "Supplier"), ranges=("Modified",))
+        div.purchase_entries = dict_table("EntryID", eq=("YourRef", "Supplier"), ranges=("Modified",))
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -435,121 +124,6 @@ class ExactStore:
             }
         }
 
-    def _seed_division(self, code: int, seed: int) -> Division:
-        div = new_division(code)
-        now = self.now_ms()
-        created = now - 400 * DAY_MS
-        for gl in demo.GL_ACCOUNTS:
-            div.gl_accounts.put(
-                {
-                    "ID": gl.id(code),
-                    "Code": gl.code,
-                    "Description": gl.description,
-                    "Type": gl.type,
-                    "BalanceSide": gl.balance_side,
-                    "VATCode": gl.vat_code or None,
-                    "UseCostcenter": 1 if gl.use_costcenter else 0,
-                    "IsBlocked": gl.blocked,
-                    "Division": code,
-                    "Created": created,
-                    "Modified": created,
-                }
-            )
-        for table, rows in ((div.cost_centers, demo.COST_CENTERS), (div.cost_units, demo.COST_UNITS)):
-            for cc in rows:
-                kind = "costcenter" if table is div.cost_centers else "costunit"
-                table.put(
-                    {
-                        "ID": demo.guid(kind, code, cc.code),
-                        "Code": cc.code,
-                        "Description": cc.description,
-                        "Active": cc.active,
-                        "Division": code,
-                        "Created": created,
-                        "Modified": created,
-                    }
-                )
-        for vat in demo.VAT_CODES:
-            div.vat_codes.put(
-                {
-                    "ID": vat.id(code),
-                    "Code": vat.code,
-                    "Description": vat.description,
-                    "Percentage": vat.percentage,
-                    "Type": vat.type,
-                    "IsBlocked": vat.blocked,
-                    "Division": code,
-                    "Created": created,
-                    "Modified": created,
-                }
-            )
-        for j in demo.JOURNALS:
-            div.journals.put(
-                {
-                    "ID": j.id(code),
-                    "Code": j.code,
-                    "Description": j.description,
-                    "Type": j.type,
-                    "Division": code,
-                    "Created": created,
-                    "Modified": created,
-                }
-            )
-        groups = {g.code: g for g in demo.ITEM_GROUPS}
-        for it in demo.ITEMS:
-            div.items.put(
-                {
-                    "ID": it.id(code),
-                    "Code": it.code,
-                    "Description": it.description,
-                    "ItemGroup": demo.guid("itemgroup", code, it.group),
-                    "ItemGroupCode": it.group,
-                    "ItemGroupDescription": groups[it.group].description,
-                    "Unit": it.unit,
-                    "CostPriceStandard": it.price,
-                    "PurchaseVATCode": it.vat_code,
-                    "IsPurchaseItem": True,
-                    "Division": code,
-                    "Created": created,
-                    "Modified": created,
-                }
-            )
-        for s in demo.suppliers_in(code):
-            div.accounts.put(self._supplier_account(code, s, created))
-        self._seed_purchase_orders(div, 40, random.Random(seed * 1000 + code), now)
-        # One supplier account deleted a month ago: a sync/Deleted row with EntityType 2.
-        gone = demo.guid("account", code, "1999")
-        div.deleted.append(self.deleted_row(div, gone, ENTITY_TYPE_ACCOUNT, now - 30 * DAY_MS))
-        return div
-
-    def _supplier_account(self, code: int, s: demo.Supplier, created: int) -> dict[str, Any]:
-        return {
-            "ID": s.account_id(code),
-            "Code": s.padded_code,
-            "Name": s.name,
-            "SearchCode": s.code,
-            "IsSupplier": True,
-            "IsSales": False,
-            "IsPurchase": True,
-            "Status": "C",
-            "Type": "A",
-            "Blocked": s.blocked,
-            "VATNumber": s.vat_number or None,
-            "ChamberOfCommerce": s.chamber_of_commerce,
-            "Email": s.email,
-            "Phone": s.phone,
-            "AddressLine1": s.address_line1,
-            "City": s.city,
-            "Postcode": s.postcode,
-            "Country": s.country,
-            "PurchaseCurrency": s.currency,
-            "PurchaseVATCode": "1",
-            "PaymentConditionPurchase": str(s.payment_terms_days),
-            "Division": code,
-            "Created": created,
-            "Modified": created,
-        }
-
     def deleted_row(self, div: Division, key: str, entity_type: int, when: int) -> dict[str, Any]:
         return {
             "ID": str(uuid.uuid5(uuid.UUID(key), f"deleted:{entity_type}")),
@@ -561,187 +135,9 @@ class ExactStore:
             "Division": div.code,
         }
 
-    def _supplier_profiles(self, div: Division) -> list[tuple[str, list[demo.Item], dict[str, str]]]:
-        """(account id, items it sells, category defaults) for every unblocked supplier."""
-        out = []
-        for a in div.accounts:
-            if not a["IsSupplier"] or a["Blocked"]:
-                continue
-            category = a.get("_category")
-            if category is None:
-                try:
-                    category = demo.supplier_by_code(a["Code"]).category
-                except KeyError:
-                    category = "consumables"
-            out.append((a["ID"], demo.items_for_category(category), demo.CATEGORY_DEFAULTS[category]))
-        return out
-
     _QTYS = (1.0, 2.0, 5.0, 10.0, 20.0, 25.0, 50.0, 100.0, 250.0, 500.0)
     _SERVICE_UNITS = frozenset(("h", "day", "visit", "month", "job", "batch"))
     _COST_UNITS = ("", "", "CU01", "CU02", "CU03")
-
-    def _random_po(
-        self,
-        div: Division,
-        rng: random.Random,
-        profiles: list[tuple[str, list[demo.Item], dict[str, str]]],
-        order_date: int,
-        n_lines: int,
-    ) -> PO:
-        supplier_id, items, defaults = profiles[int(rng.random() * len(profiles))]
-        receipt = order_date + 14 * DAY_MS
-        cc = defaults["cc"]
-        lines: list[Line] = []
-        rnd = rng.random
-        for n in range(1, n_lines + 1):
-            it = items[int(rnd() * len(items))]
-            qty = float(1 + int(rnd() * 12)) if it.unit in self._SERVICE_UNITS else self._QTYS[int(rnd() * 10)]
-            price = round(it.price * (0.9 + 0.25 * rnd()), 2)
-            lines.append(
-                (n, it.code, None, qty, price, it.vat_code, cc, self._COST_UNITS[int(rnd() * 5)], receipt, 0.0, 0.0)
-            )
-        div.order_number_seq += 1
-        number = div.order_number_seq
-        created = order_date + (8 + int(rnd() * 10)) * 3_600_000
-        return PO(
-            id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            division=div.code,
-            order_number=number,
-            supplier=supplier_id,
-            order_date=order_date,
-            created=created,
-            modified=created,
-            ts=0,
-            status=10,
-            approval=2,
-            description=None,  # derived when served: po_description()
-            your_ref=None,  # derived when served: po_your_ref()
-            currency=demo.CURRENCY,
-            receipt_date=receipt,
-            remarks=None,
-            lines=lines,
-        )
-
-    def _seed_purchase_orders(self, div: Division, count: int, rng: random.Random, now: int) -> None:
-        profiles = self._supplier_profiles(div)
-        pos: list[PO] = []
-        for _ in range(count):
-            order_date = (now - rng.randint(2, 120) * DAY_MS) // DAY_MS * DAY_MS
-            pos.append(self._random_po(div, rng, profiles, order_date, rng.randint(1, 5)))
-        pos.sort(key=lambda p: p.order_date)
-        for i, po in enumerate(pos):  # order numbers follow order dates
-            po.order_number = div.order_number_seq - count + 1 + i
-            r = rng.random()
-            if r < 0.08:
-                po.status = 40
-            elif r < 0.2:
-                po.status = 30
-            elif r < 0.3:
-                po.status = 20
-            if rng.random() < 0.1:
-                po.approval = 1
-            po.modified = min(now - 3_600_000, po.created + rng.randint(0, 10) * DAY_MS)
-        deleted = pos[-3:-1] if count >= 5 else []
-        for po in sorted(pos, key=lambda p: p.modified):
-            po.ts = div.next_ts(po.row_count)
-        div.purchase_orders.bulk_put(pos)
-        for po in sorted(pos, key=lambda p: p.ts):
-            div.sync.append(po)
-        for po in deleted:
-            self.delete_purchase_order(div, po.id, when=po.modified + DAY_MS)
-
-    def generate(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Volume generator: ``{"purchase_orders": N, "suppliers": M, "seed": 42, "divisions": [111111],
-        "lines": [1, 5], "days": 730, "replace": false}``."""
-        n_pos = int(params.get("purchase_orders", 0))
-        n_sup = int(params.get("suppliers", 0))
-        seed = int(params.get("seed", 42))
-        divisions = [int(d) for d in params.get("divisions", [next(iter(demo.DIVISIONS))])]
-        lo, hi = (int(x) for x in params.get("lines", [1, 5]))
-        days = int(params.get("days", 730))
-        if n_pos < 0 or n_sup < 0 or lo < 1 or hi < lo or days < 1:
-            raise ValueError("invalid generator parameters")
-        with self.lock:
-            for code in divisions:
-                div = self.divisions.get(code)
-                if div is None:
-                    raise ValueError(f"unknown division {code}")
-                rng = random.Random(seed * 7919 + code)
-                if params.get("replace"):
-                    self._clear_transactions(div)
-                self._generate_suppliers(div, n_sup, rng)
-                self._generate_pos(div, n_pos, rng, lo, hi, days)
-            return self.summary()
-
-    def _generate_suppliers(self, div: Division, target: int, rng: random.Random) -> None:
-        existing = [a for a in div.accounts if a["IsSupplier"]]
-        if len(existing) >= target:
-            return
-        codes = [int(a["Code"]) for a in div.accounts if a["Code"].strip().isdigit()]
-        next_code = max(codes, default=1000) + 1
-        categories = list(demo.CATEGORY_DEFAULTS)
-        words = ["Acme", "Atlas", "Beacon", "Crown", "Delta", "Empire", "Falcon", "Granite", "Harbour", "Iron"]
-        words += ["Jubilee", "Kestrel", "Lion", "Meridian", "Northgate", "Oak", "Phoenix", "Quay", "Regent"]
-        kinds = ["Engineering", "Supplies", "Components", "Metals", "Services", "Logistics", "Industrial"]
-        created = self.now_ms() - 200 * DAY_MS
-        new = []
-        for _ in range(target - len(existing)):
-            code = str(next_code)
-            next_code += 1
-            name = f"{rng.choice(words)} {rng.choice(kinds)} {code} Ltd"
-            acct = {
-                "ID": demo.guid("account", div.code, code),
-                "Code": code.rjust(18),
-                "Name": name,
-                "SearchCode": code,
-                "IsSupplier": True,
-                "IsSales": False,
-                "IsPurchase": True,
-                "Status": "C",
-                "Type": "A",
-                "Blocked": False,
-                "VATNumber": "GB" + "".join(str(rng.randint(0, 9)) for _ in range(9)),
-                "ChamberOfCommerce": f"{rng.randint(1_000_000, 13_999_999):08d}",
-                "Email": f"accounts@supplier{code}.co.uk",
-                "Phone": f"0121 {rng.randint(200, 999)} {rng.randint(1000, 9999)}",
-                "AddressLine1": f"{rng.randint(1, 200)} Industrial Estate",
-                "City": rng.choice(["Birmingham", "Coventry", "Leicester", "Derby", "Stoke-on-Trent"]),
-                "Postcode": "B1 1AA",
-                "Country": "GB",
-                "PurchaseCurrency": "GBP",
-                "PurchaseVATCode": "1",
-                "PaymentConditionPurchase": "30",
-                "Division": div.code,
-                "Created": created,
-                "Modified": created,
-                "_category": rng.choice(categories),
-            }
-            new.append(acct)
-        div.accounts.bulk_put(new)
-
-    def _generate_pos(self, div: Division, count: int, rng: random.Random, lo: int, hi: int, days: int) -> None:
-        if count <= 0:
-            return
-        profiles = self._supplier_profiles(div)
-        now = self.now_ms()
-        start = now - days * DAY_MS
-        step = (days * DAY_MS) / count
-        span = hi - lo + 1
-        pos: list[PO] = []
-        for i in range(count):
-            order_date = int(start + i * step) // DAY_MS * DAY_MS
-            po = self._random_po(div, rng, profiles, order_date, lo + int(rng.random() * span))
-            po.modified = min(now - 60_000, po.created + int(rng.random() * 4) * DAY_MS)
-            r = rng.random()
-            po.status = 40 if r < 0.03 else 30 if r < 0.5 and order_date < now - 60 * DAY_MS else 10
-            pos.append(po)
-        pos.sort(key=lambda p: p.modified)
-        for po in pos:
-            po.ts = div.next_ts(po.row_count)
-        div.purchase_orders.bulk_put(pos)
-        for po in pos:
-            div.sync.append(po)
-            self._po_changed(div, "Create", po.id)
 
     # ---- PO mutations (admin helpers) ---------------------------------------------------------------------
     def _bump(self, div: Division, po: PO) -> None:
