@@ -1,4 +1,4 @@
-"""The Exact Online sandbox: a FastAPI app behaving like Exact's REST API (docs/exact-sandbox.md).
+"""The Exact Online sandbox: a FastAPI app behaving like Exact's REST API (docs/sandbox-exact.md).
 
 ``create_app(settings=None)`` returns the app; ``app.state.sandbox`` is the :class:`ExactSandbox` behind it
 (clock, store, OAuth server, limits, faults, call log) for in-process tests.
