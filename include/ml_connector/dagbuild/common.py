@@ -38,7 +38,7 @@ MAX_ACTIVE_RUNS = 1
 def pool_name(tenant: str, division: int) -> str:
     """The Airflow pool that serialises every task calling one Exact division (across all flows of a tenant).
 
-    One slot: Exact asks integrations never to call one division in parallel (api-contracts.md §1.3).
+    One slot: Exact asks integrations never to call one division in parallel (docs/scaling.md, "Pools").
     """
     return f"{POOL_PREFIX}__{tenant}__{int(division)}"
 

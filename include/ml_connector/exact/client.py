@@ -3,7 +3,7 @@
 ``ExactOnlineHook`` (hook.py) wraps one of these, built from an Airflow connection. Keeping the logic here lets the
 CLI and the multi-process tests run it without Airflow's multi-second import; the behaviour is the same object.
 
-Rules (api-contracts.md §1, design.md invariant 5):
+Rules (docs/sandbox-exact.md; README.md, "Good API citizen"):
 - ``Accept: application/json`` always; ``$select`` always; every ``__next`` followed (never ``$skip``).
 - Divisions are pinned by the caller; ``CurrentDivision`` is never used to pick one.
 - Calls to one division are sequential within a process and paced from the ``X-RateLimit-*`` headers.

@@ -1,7 +1,7 @@
 """Exact's error budget, kept on our side.
 
 Exact blocks an app for about an hour once it collects more than 10 error answers (400/401/403/404) per user,
-division and endpoint within an hour (api-contracts §1.2). A refused request is never resent blindly, but a
+division and endpoint within an hour (docs/sandbox-exact.md). A refused request is never resent blindly, but a
 scheduled flow that meets the same refusal every run, or several tasks meeting it at once, could still reach the
 limit. So every refused request leaves an audit row (writes already do), and before calling an endpoint of a
 division the client counts that endpoint's refusals of the last hour from the audit log; at ``limit`` (8 by

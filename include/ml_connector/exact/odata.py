@@ -1,4 +1,4 @@
-"""OData v2 conventions of the Exact Online REST API (api-contracts.md §1.4).
+"""OData v2 conventions of the Exact Online REST API (docs/sandbox-exact.md, "OData conventions").
 
 - Literals for ``$filter``: ``guid'…'``, ``datetime'…'``, ``123L`` (Int64), strings in single quotes with ``'``
   doubled, ``true``/``false``, ``null``.

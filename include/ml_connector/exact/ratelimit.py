@@ -1,4 +1,4 @@
-"""Exact Online's per-division call budget, driven by the ``X-RateLimit-*`` headers (api-contracts.md §1.3).
+"""Exact Online's per-division call budget, driven by the ``X-RateLimit-*`` headers (docs/sandbox-exact.md).
 
 Exact allows 60 calls a minute and 5,000 a day per app and division; every division call reports what is left:
 ``X-RateLimit-Minutely-Limit|Remaining|Reset`` and ``X-RateLimit-Limit|Remaining|Reset`` (resets in epoch ms).

@@ -1,4 +1,4 @@
-"""The Exact Online token chain: one writer, never a reused refresh token (design.md invariant 2).
+"""The Exact Online token chain: one writer, never a reused refresh token (docs/connecting.md §4).
 
 Exact rotates refresh tokens: every refresh returns a new pair and reusing an old refresh token kills the chain
 ("Old refresh token used."), after which a person must consent again. A refresh is also refused when the current
@@ -696,7 +696,7 @@ class TokenChain:
         if outcome == _Outcome.OK:
             body = token_json(response)
             if body is None:
-                # HTTP 200 with a page that is not JSON: Exact's maintenance page (api-contracts §1.4). Exact did not
+                # HTTP 200 with a page that is not JSON: Exact's maintenance page (docs/sandbox-exact.md). Exact did not
                 # process the refresh, so the stored refresh token is still the live one: clear our marker (as for
                 # TooEarly) and let a later attempt refresh with it.
                 self._clear_marker(marker, restore=interrupted)

@@ -8,7 +8,7 @@ Connection (type ``jaggaer``, fields declared in ``ml_connector.provider``):
   ``https://xyz.jaggaer.com/apps/Router``; default ``{host}/apps/Router``), ``xml_identity``, ``xml_shared_secret``;
 - extra ``sandbox`` (true only for the local sandboxes): allows http on loopback. Every URL (host, ``token_url``,
   ``xml_url``) must otherwise be https to a public host (``ml_connector.net_policy``): the secrets go nowhere else;
-- optional extra knobs for what api-contracts.md §2 marks [guess]: ``filter_style`` (``fiql`` | ``params``),
+- optional extra knobs for JAGGAER's guesses (docs/sandbox-jaggaer.md): ``filter_style`` (``fiql`` | ``params``),
   ``date_from_param`` / ``date_to_param`` (names for the ``params`` style), ``warning_return_codes`` (list or
   comma-separated; default ``["1"]``), ``already_exists_pattern`` (regex), ``po_gl_field`` /
   ``po_cost_center_field`` (names of the PO line custom fields), ``verify`` (TLS verification, default true).

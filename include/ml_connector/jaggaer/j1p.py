@@ -2,7 +2,8 @@
 either style, and helpers that turn invoice JSON into Python values (``Decimal`` money, ``bool`` flags, aware
 datetimes). Pure functions: no HTTP here (the hook does that).
 
-See api-contracts.md §2.3. Everything marked [guess] there is a parameter here.
+See docs/jaggaer-client.md. Everything about J1P that is a guess (docs/sandbox-jaggaer.md, "What is a guess") is a
+parameter here.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Documents are built with lxml's element API only (lxml escapes every text and at
 concatenation. Responses are parsed tolerantly: namespaces are ignored, errors are collected wherever they sit, and a
 response that is not well-formed because of an unescaped ``&`` (seen in the wild) is repaired before parsing.
 
-Element names follow api-contracts.md §2.4/§2.5 (cu-kfs, KFS ``PurchaseOrderResponse``). Names the customer
-configures (the accounting custom fields) are parameters.
+Element names follow docs/sandbox-jaggaer.md ("Purchase-order import", "Supplier upsert"; cu-kfs, KFS
+``PurchaseOrderResponse``). Names the customer configures (the accounting custom fields) are parameters.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Exact's webhook signature: ``HashCode`` = upper-case hex HMAC-SHA256 of the raw ``Content`` JSON text (as sent,
-between ``"Content":`` and ``,"HashCode"``), keyed with the app's webhook secret (api-contracts.md §1.7)."""
+between ``"Content":`` and ``,"HashCode"``), keyed with the app's webhook secret (docs/po-push.md)."""
 
 from __future__ import annotations
 

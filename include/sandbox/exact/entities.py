@@ -61,7 +61,7 @@ class EntitySet:
 
 
 ACCOUNT = reference.endpoint("crm/Accounts").plain
-# crm/Accounts refuses a GET without a filter on one of these (Exact's error text lists them; api-contracts §1.7).
+# crm/Accounts refuses a GET without a filter on one of these (Exact's error text lists them; docs/sandbox-exact.md).
 # Modified is a switch (ExactSettings.accounts_filter_on_modified): sources disagree.
 ACCOUNT_REQUIRED_FILTER = frozenset(
     {

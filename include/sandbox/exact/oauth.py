@@ -1,4 +1,4 @@
-"""Exact Online's OAuth 2.0 authorization-code grant with rotating refresh tokens, as api-contracts §1.2 says.
+"""Exact Online's OAuth 2.0 authorization-code grant with rotating refresh tokens, as docs/sandbox-exact.md describes.
 
 A *chain* is what one consent produces: the current access token and refresh token, replaced together on every
 refresh. Choices where the contract is silent (all switchable in ``ExactSettings``):
@@ -13,7 +13,7 @@ refresh. Choices where the contract is silent (all switchable in ``ExactSettings
 * an unknown refresh token or code answers 400 ``invalid_grant``;
 * the client authenticates at the token endpoint with ``client_id``/``client_secret`` in the form body or with
   HTTP Basic authentication (RFC 6749 §2.3.1: an authorization server must support Basic), for every grant. Wrong
-  credentials either way answer 400 ``{"error":"invalid_request"}``, as Exact does (api-contracts §1.2). Both ways
+  credentials either way answer 400 ``{"error":"invalid_request"}``, as Exact does (docs/sandbox-exact.md). Both ways
   in one request with different values answer 400 ``invalid_request`` too: RFC 6749 §5.2 names that error for a
   request that "utilizes more than one mechanism for authenticating the client", and Exact answers every
   client-credential problem with it (the same values both ways are accepted);

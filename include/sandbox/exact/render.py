@@ -53,7 +53,7 @@ def select_fields(
         raise ODataError("$select is mandatory for this endpoint. Please specify the fields you need.")
     if spec.kind in ("sync", "bulk") and select is not None and "*" in select:
         raise ODataError("$select=* is not allowed for this endpoint. Please specify the fields you need.")
-    # Lines come back only when $select names them as Nav/Field (api-contracts §1.5); an expanded nav that
+    # Lines come back only when $select names them as Nav/Field (docs/sandbox-exact.md, "REST"); an expanded nav that
     # is not named that way stays deferred.
     nav_select_only = s.expand_needs_nav_select and not representation
     if select is None or select == ["*"]:

@@ -1,6 +1,7 @@
 """The Exact sandbox's switchable behaviours. Read/patch them at runtime with ``GET|POST /_admin/settings``.
 
-Every **[guess]** of api-contracts.md §1 is a knob here, so tests can switch between the plausible variants.
+Every guess about Exact's behaviour (docs/sandbox-exact.md, "Settings") is a knob here, so tests can switch
+between the plausible variants.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class ExactSettings(BaseModel):
     # (the OData reader accepts it), "refuse" answers 400. A property the entity does not have is always a 400.
     readonly_property_on_write: Literal["ignore", "refuse"] = "ignore"
     # $expand=PurchaseOrderLines returns the lines only when $select names them as PurchaseOrderLines/Field
-    # (api-contracts §1.5); False: a bare "PurchaseOrderLines" in $select (or no $select) returns every line field.
+    # (docs/sandbox-exact.md); False: a bare "PurchaseOrderLines" in $select (or no $select) returns every line field.
     expand_needs_nav_select: bool = True
     deleted_retention_days: float | None = 60.0  # sync/Deleted keeps rows about 2 months; None: forever
 

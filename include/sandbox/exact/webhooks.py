@@ -1,6 +1,6 @@
 """Webhooks of the Exact sandbox: ``webhooks/WebhookSubscriptions`` and a background sender of signed notifications.
 
-Exact (api-contracts.md §1.7): an app subscribes per division (``CallbackURL``, ``Topic``); on a change Exact POSTs
+Exact (docs/po-push.md): an app subscribes per division (``CallbackURL``, ``Topic``); on a change Exact POSTs
 ``{"Content": {Topic, ClientId, Division, Action, Key, ExactOnlineEndpoint, EventCreatedOn}, "HashCode": H}`` where
 ``H`` is the upper-case hex HMAC-SHA256 of the raw ``Content`` JSON text keyed with the app's webhook secret. Exact
 delivers to https callbacks only; retries and ordering are undocumented ([guess] at-least-once, any order).

@@ -1,7 +1,7 @@
 """The JAGGAER sandbox's switchable behaviours.
 
-Everything api-contracts.md §2 marks **[guess]** is a knob here, so tests can switch the sandbox between the
-plausible variants and prove the client tolerates each. Read and patch them at runtime through
+Every guess about JAGGAER (docs/sandbox-jaggaer.md, "What is a guess") is a knob here, so tests can switch the sandbox
+between the plausible variants and prove the client tolerates each. Read and patch them at runtime through
 ``GET|POST /_admin/settings``; ``POST /_admin/reset`` puts them back to the defaults below.
 """
 

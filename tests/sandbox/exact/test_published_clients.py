@@ -3,7 +3,7 @@
 A sandbox written from the same understanding as the connector confirms the connector's mistakes; two clients
 written by other people, for the real Exact Online, do not share that understanding. Each test does what a user of
 the library does (consent and code exchange, refresh, list divisions, read, filter, create/update/delete an
-account, page through ``__next``) and asserts what Exact would answer (api-contracts §1, and the published entity
+account, page through ``__next``) and asserts what Exact would answer (docs/sandbox-exact.md, and the published entity
 reference ``exact-online-entities.json``).
 
 The libraries, pinned in requirements.txt and used as published (configuration, base URLs and token storage are

@@ -83,7 +83,7 @@ class PlannedEntry:
         return self.net + self.vat
 
     def body(self) -> dict[str, Any]:
-        """The ``purchaseentry/PurchaseEntries`` POST body (api-contracts.md §1.6)."""
+        """The ``purchaseentry/PurchaseEntries`` POST body (docs/invoice-poll.md, "The stages")."""
         out: dict[str, Any] = {
             "Journal": self.journal,
             "Supplier": self.supplier_id,

@@ -123,7 +123,7 @@ def as_decimal(value: str | None) -> Decimal | None:
 def date_text(value: Any) -> str | None:
     """An Exact date-only value (``/Date(ms)/``) as ``YYYY-MM-DD``.
 
-    Exact writes dates as midnight; whether that midnight is UTC or CET is a [guess] of api-contracts.md §1.4, so the
+    Exact writes dates as midnight; whether that midnight is UTC or CET is a guess (docs/sandbox-exact.md), so the
     instant is rounded to the nearest day (right for any zone within ±12 h)."""
     if value in (None, ""):
         return None
