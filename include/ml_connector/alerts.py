@@ -28,6 +28,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -247,6 +248,9 @@ def _failure(exc: BaseException) -> str:
     if isinstance(reason, ConnectionError):  # urllib (slack_sdk) wraps it: name it as requests does
         return f"ConnectionError ({type(reason).__name__})"
     status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status is None:  # the slack provider's hook says "Response body: ..., Status Code: 404. See: ..."
+        found = re.search(r"Status Code: (\d{3})\b", str(exc))
+        status = int(found.group(1)) if found else None
     return f"{type(exc).__name__} (HTTP {status})" if status else type(exc).__name__
 
 
