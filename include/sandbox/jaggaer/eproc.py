@@ -12,14 +12,13 @@ from starlette.responses import Response
 from sandbox.jaggaer.fault_responses import too_many_requests
 from sandbox.jaggaer.model import Tenant
 from sandbox.jaggaer.state import JaggaerSandbox, RateLimited
+from sandbox.jaggaer.supplier_import import supplier_response, sync_suppliers
 from sandbox.jaggaer.xml_import import (
     XmlReject,
     authenticate,
     import_po,
     parse,
     po_response,
-    supplier_response,
-    sync_suppliers,
     text,
 )
 

@@ -10,7 +10,8 @@ from starlette.responses import Response
 
 from sandbox.common.faults import FaultRule
 from sandbox.jaggaer.state import XML_PREFIX, JaggaerSandbox
-from sandbox.jaggaer.xml_import import corrupt_xml, malformed_xml_body, po_response, supplier_response
+from sandbox.jaggaer.supplier_import import supplier_response
+from sandbox.jaggaer.xml_import import corrupt_xml, malformed_xml_body, po_response
 
 
 def too_many_requests(path: str, now: datetime, headers: dict[str, str]) -> Response:

@@ -1,4 +1,5 @@
-"""Deterministic seed data: the demo company's JAGGAER side, the ``acme`` customer, and volume generators.
+"""Deterministic seed data: the demo company's JAGGAER side, the ``acme`` customer, and the invoice generator
+(the volume generator behind ``POST /_admin/seed`` is ``volume``).
 
 Everything is generated from a ``random.Random(seed)`` and the sandbox clock's ``now``: the same seed and the
 same ``now`` give byte-identical data. Dates are relative to ``now`` so a daily ``lastUpdate`` window always finds
@@ -110,23 +111,6 @@ def demo_vendor(s: dc.Supplier, now: datetime) -> Supplier:
         source="seed",
         created_at=now - timedelta(days=400),
         updated_at=now - timedelta(days=400),
-    )
-
-
-def volume_vendor(tenant: Tenant, rng: random.Random, n: int, now: datetime) -> Supplier:
-    sid = tenant.new_supplier_id()
-    return Supplier(
-        id=sid,
-        name=f"Volume Supplier {n:05d} Ltd",
-        supplier_number=str(100000 + n),
-        duns=str(rng.randint(200_000_000, 999_999_999)),
-        vat_number="GB" + "".join(str(rng.randint(0, 9)) for _ in range(9)),
-        tax_id=f"{rng.randint(1_000_000, 13_999_999):08d}",
-        address={"type": "remitto", "addressLine1": f"{n} Industrial Estate", "city": "Birmingham"},
-        email=f"accounts@volume{n:05d}.co.uk",
-        source="seed",
-        created_at=now - timedelta(days=200),
-        updated_at=now - timedelta(days=200),
     )
 
 
@@ -466,47 +450,3 @@ def seed_acme(tenant: Tenant, now: datetime, seed: int = 7) -> dict[str, Any]:
         tenant, profiles, now=now, seed=seed, invoices=5, credit_memos=1, days=5.0, currency="EUR", cover_states=False
     )
     return {"suppliers": len(tenant.suppliers), "invoices": len(invoices)}
-
-
-def seed_volume(
-    tenant: Tenant,
-    now: datetime,
-    *,
-    invoices: int = 0,
-    vendors: int = 0,
-    seed: int = 1,
-    days: float = 10.0,
-    credit_memo_ratio: float = 0.1,
-) -> dict[str, Any]:
-    """Add ``vendors`` synthetic vendors and ``invoices`` synthetic documents (for benchmarks)."""
-    if invoices < 0 or vendors < 0:
-        raise ValueError("invoices and vendors must be >= 0")
-    if not 0 <= credit_memo_ratio <= 1:
-        raise ValueError("credit_memo_ratio must be between 0 and 1")
-    rng = random.Random(seed)
-    existing_volume = sum(1 for s in tenant.suppliers.values() if s.name.startswith("Volume Supplier"))
-    new_vendors = []
-    for n in range(existing_volume + 1, existing_volume + vendors + 1):
-        v = volume_vendor(tenant, rng, n, now)
-        tenant.suppliers[v.id] = v
-        new_vendors.append(v)
-    categories = list(dc.CATEGORY_DEFAULTS)
-    bus = tenant.business_units or ["UK-MFG"]
-    pool = new_vendors or [s for s in tenant.suppliers.values() if s.active]
-    if invoices and not pool:
-        raise ValueError("no vendors to invoice from: seed vendors first")
-    profiles = [VendorProfile(v, categories[v.id % len(categories)], bus, 30, True) for v in pool]
-    # ids continue above everything already there
-    tenant.next_invoice_id = max([tenant.next_invoice_id, *tenant.invoices.keys()])
-    credit = round(invoices * credit_memo_ratio)
-    made = generate_invoices(
-        tenant,
-        profiles,
-        now=now,
-        seed=seed,
-        invoices=invoices - credit,
-        credit_memos=credit,
-        days=days,
-        cover_states=False,
-    )
-    return {"vendors_added": len(new_vendors), "invoices_added": len(made)}

@@ -21,6 +21,7 @@ from sandbox.common.faults import FaultInjector
 from sandbox.jaggaer import seed as seeding
 from sandbox.jaggaer.model import Tenant, fmt_ts
 from sandbox.jaggaer.settings import JaggaerSettings
+from sandbox.jaggaer.volume import seed_volume
 
 DEFAULT_PORT = 8702
 REALM_PATH = "/auth/realms/J1p-integrations/protocol/openid-connect/token"
@@ -117,7 +118,7 @@ class JaggaerSandbox:
         if days <= 0:
             raise ValueError("days must be > 0")
         with self.lock:
-            result = seeding.seed_volume(
+            result = seed_volume(
                 tenant,
                 self.clock.now(),
                 invoices=invoices,

@@ -1,5 +1,6 @@
-"""eProcurement XML imports: ``POXMLImport`` (PurchaseOrderMessage 2.0) and ``TSMSupplierXMLImport``
-(SupplierSyncMessage 1.0), their validation, their effect on a tenant, and the KFS-style response documents.
+"""eProcurement XML imports: ``POXMLImport`` (PurchaseOrderMessage 2.0) here and ``TSMSupplierXMLImport``
+(SupplierSyncMessage 1.0, in ``supplier_import``), their validation, their effect on a tenant, the KFS-style response
+documents, and the XML helpers both use.
 
 Status codes (HTTP status always equals ``StatusCode``):
 
@@ -48,8 +49,8 @@ STATUS_TEXT = {
     500: "Internal Server Error",
 }
 
-_TRUE = {"true", "t", "yes", "y", "1"}
-_FALSE = {"false", "f", "no", "n", "0"}
+TRUE_WORDS = {"true", "t", "yes", "y", "1"}
+FALSE_WORDS = {"false", "f", "no", "n", "0"}
 
 
 class XmlReject(Exception):
@@ -158,22 +159,22 @@ def authenticate(root: etree._Element, sandbox: JaggaerSandbox) -> Tenant:
     return tenant
 
 
-def _el(parent: etree._Element, tag: str, value: str | None = None, **attrib: str) -> etree._Element:
+def sub_element(parent: etree._Element, tag: str, value: str | None = None, **attrib: str) -> etree._Element:
     e = etree.SubElement(parent, tag, **attrib)
     if value is not None:
         e.text = value
     return e
 
 
-def _header(root: etree._Element, now: datetime, related: str | None) -> None:
-    h = _el(root, "Header")
-    _el(h, "MessageId", str(uuid.uuid4()))
+def write_header(root: etree._Element, now: datetime, related: str | None) -> None:
+    h = sub_element(root, "Header")
+    sub_element(h, "MessageId", str(uuid.uuid4()))
     if related:
-        _el(h, "RelatedMessageId", related)
-    _el(h, "Timestamp", fmt_ts(now))
+        sub_element(h, "RelatedMessageId", related)
+    sub_element(h, "Timestamp", fmt_ts(now))
 
 
-def _serialize(root: etree._Element) -> bytes:
+def serialize(root: etree._Element) -> bytes:
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + etree.tostring(
         root, xml_declaration=False, encoding="UTF-8", pretty_print=True
     )
@@ -193,27 +194,27 @@ def po_response(
     po: PurchaseOrder | None = None,
 ) -> bytes:
     root = etree.Element("PurchaseOrderMessage", version="2.0")
-    _header(root, now, related)
-    rm = _el(root, "ResponseMessage")
-    st = _el(rm, "Status")
-    _el(st, "StatusCode", str(status))
-    _el(st, "StatusText", STATUS_TEXT.get(status, "Error"))
+    write_header(root, now, related)
+    rm = sub_element(root, "ResponseMessage")
+    st = sub_element(rm, "Status")
+    sub_element(st, "StatusCode", str(status))
+    sub_element(st, "StatusText", STATUS_TEXT.get(status, "Error"))
     if errors or line_errors:
-        errs = _el(st, "Errors")
+        errs = sub_element(st, "Errors")
         for message in errors or []:
-            _el(_el(errs, "Error"), "ErrorMessage", message)
+            sub_element(sub_element(errs, "Error"), "ErrorMessage", message)
         if line_errors:
-            obj = _el(errs, "ObjectErrors")
+            obj = sub_element(errs, "ObjectErrors")
             for linenumber, messages in line_errors.items():
-                ref = _el(obj, "PurchaseOrderLineRef", linenumber=linenumber)
+                ref = sub_element(obj, "PurchaseOrderLineRef", linenumber=linenumber)
                 for message in messages:
-                    _el(_el(ref, "Error"), "ErrorMessage", message)
+                    sub_element(sub_element(ref, "Error"), "ErrorMessage", message)
     if po is not None and status == 200:
-        ref = _el(rm, "PurchaseOrderRef")
-        _el(ref, "PONumber", po.po_number)
-        _el(ref, "POId", str(po.po_id))
-        _el(ref, "Status", po.status)
-    return _serialize(root)
+        ref = sub_element(rm, "PurchaseOrderRef")
+        sub_element(ref, "PONumber", po.po_number)
+        sub_element(ref, "POId", str(po.po_id))
+        sub_element(ref, "Status", po.status)
+    return serialize(root)
 
 
 @dataclass
@@ -417,197 +418,6 @@ def import_po(sandbox: JaggaerSandbox, tenant: Tenant, root: etree._Element, raw
 
 def _flat(rej: XmlReject) -> list[str]:
     return [f"line {k}: {m}" for k, msgs in rej.line_errors.items() for m in msgs]
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# suppliers
-
-
-def supplier_response(
-    status: int,
-    now: datetime,
-    status_text: str | None = None,
-    *,
-    errors: list[str] | None = None,
-    supplier_errors: list[tuple[str | None, list[str]]] | None = None,
-    related: str | None = None,
-) -> bytes:
-    root = etree.Element("SupplierSyncMessage", version="1.0")
-    _header(root, now, related)
-    rm = _el(root, "SupplierResponseMessage")
-    st = _el(rm, "Status")
-    _el(st, "StatusCode", str(status))
-    _el(st, "StatusText", status_text or STATUS_TEXT.get(status, "Error"))
-    if errors:
-        errs = _el(st, "Errors")
-        for message in errors:
-            _el(errs, "ErrorMessage", message)
-    for erp, messages in supplier_errors or []:
-        se = _el(rm, "SupplierErrors")
-        ref = _el(se, "SupplierRef")
-        _el(ref, "ERPNumber", erp or "")
-        for message in messages:
-            _el(se, "ErrorMessage", message)
-    return _serialize(root)
-
-
-def _bool(value: str | None) -> bool | None:
-    if value is None:
-        return None
-    v = value.strip().lower()
-    if v in _TRUE:
-        return True
-    if v in _FALSE:
-        return False
-    raise ValueError(value)
-
-
-def _address(sup_el: etree._Element, trim: bool = False) -> dict[str, Any] | None:
-    addresses = sup_el.findall("AddressList/Address")
-    chosen = None
-    for a in addresses:
-        if (a.get("type") or "").lower() == "remitto":
-            chosen = a
-            break
-    if chosen is None and addresses:
-        chosen = addresses[0]
-    if chosen is None:
-        return None
-    out: dict[str, Any] = {"type": chosen.get("type") or "remitto"}
-    for tag, key in (
-        ("AddressLine1", "addressLine1"),
-        ("AddressLine2", "addressLine2"),
-        ("AddressLine3", "addressLine3"),
-        ("City", "city"),
-        ("State", "state"),
-        ("PostalCode", "postalCode"),
-        ("IsoCountryCode", "isoCountryCode"),
-    ):
-        v = text(chosen, tag, trim)
-        if v:
-            out[key] = v
-    return out
-
-
-def _contacts(sup_el: etree._Element, trim: bool = False) -> list[dict[str, Any]]:
-    out = []
-    for c in sup_el.findall("ContactList/Contact"):
-        d = to_dict(c, trim)
-        out.append(d if isinstance(d, dict) else {"#text": d})
-    return out
-
-
-def sync_suppliers(sandbox: JaggaerSandbox, tenant: Tenant, root: etree._Element, now: datetime) -> tuple[int, bytes]:
-    """Upsert every ``Supplier`` keyed on ``ERPNumber`` (the caller holds the lock). Raises ``XmlReject``."""
-    if root.tag != "SupplierSyncMessage":
-        raise XmlReject(400, [f"Unexpected root element <{root.tag}>: expected <SupplierSyncMessage>"])
-    related = text(root, "Header/MessageId")
-    sup_els = root.findall("SupplierRequestMessage/Supplier")
-    if root.find("SupplierRequestMessage") is None or not sup_els:
-        raise XmlReject(400, ["SupplierRequestMessage with at least one Supplier is required"])
-    failures: list[tuple[str | None, list[str]]] = []
-    completed = 0
-    trim = sandbox.settings.trim_values
-    for sup_el in sup_els:
-        erp = text(sup_el, "ERPNumber", trim)
-        problems: list[str] = []
-        if not erp:
-            problems.append("ERPNumber is required")
-        name = text(sup_el, "Name", trim)
-        existing = tenant.supplier_by_number(erp, trim) if erp else None
-        if existing is None and not name:
-            problems.append("Name is required for a new supplier")
-        try:
-            active = _bool(text(sup_el, "Active"))
-        except ValueError:
-            problems.append(f"Active must be true or false (got '{text(sup_el, 'Active')}')")
-            active = None
-        duns = text(sup_el, "DUNS", trim)
-        if duns is not None and not (duns.isdigit() and len(duns) == 9):
-            problems.append(f"DUNS must be 9 digits (got '{duns}')")
-        if problems:
-            failures.append((erp, problems))
-            continue
-        assert erp is not None
-        vat = text(sup_el, "VatIdentificationNumber", trim)
-        tax = text(sup_el, "TaxIdentificationNumber", trim)
-        address = _address(sup_el, trim)
-        contacts = _contacts(sup_el, trim)
-        fields = {
-            "name": name,
-            "active": active,
-            "duns": duns,
-            "vat": vat,
-            "taxId": tax,
-            "address": address,
-            "contacts": contacts or None,
-        }
-        if existing is None:
-            sup = Supplier(
-                id=tenant.new_supplier_id(),
-                name=name or erp,
-                supplier_number=erp,
-                duns=duns,
-                vat_number=vat,
-                tax_id=tax,
-                active=True if active is None else active,
-                address=address or {},
-                contacts=contacts,
-                source="xml",
-                created_at=now,
-                updated_at=now,
-            )
-            tenant.suppliers[sup.id] = sup
-            action = "created"
-        else:
-            sup = existing
-            if name:
-                sup.name = name
-            if active is not None:
-                sup.active = active
-            if duns:
-                sup.duns = duns
-            if vat:
-                sup.vat_number = vat
-            if tax:
-                sup.tax_id = tax
-            if address:
-                sup.address = address
-            if contacts:
-                sup.contacts = contacts
-            sup.updated_at = now
-            action = "updated"
-        completed += 1
-        tenant.supplier_sync_log.append(
-            {
-                "at": fmt_ts(now),
-                "messageId": related,
-                "erpNumber": erp,
-                "supplierId": sup.id,
-                "action": action,
-                "fields": {k: v for k, v in fields.items() if v is not None},
-            }
-        )
-    attempted = len(sup_els)
-    counts = (
-        f"(Counts: Total documents attempted={attempted}, Total documents completed={completed}. "
-        f"Total documents failed={attempted - completed}.)"
-    )
-    if failures:
-        for erp, problems in failures:
-            tenant.supplier_sync_log.append(
-                {"at": fmt_ts(now), "messageId": related, "erpNumber": erp, "action": "rejected", "errors": problems}
-            )
-        return 406, supplier_response(
-            406,
-            now,
-            f"Not Acceptable {counts}",
-            errors=[f"{attempted - completed} of {attempted} suppliers were not accepted"],
-            supplier_errors=failures,
-            related=related,
-        )
-    status = sandbox.settings.supplier_success_status
-    return status, supplier_response(status, now, f"Success {counts}", related=related)
 
 
 # ---------------------------------------------------------------------------------------------------------------
