@@ -385,7 +385,7 @@ def test_status_says_sandbox(
     listener: Recorder, tenant_file: Path, sqlite_engine: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ml_connector.config import load_tenants
-    from ml_connector.exact.status import collect
+    from ml_connector.status import collect
 
     _exact_conn(monkeypatch, "exact_other", listener.url, sandbox=True)
     _jaggaer_conn(monkeypatch, "jaggaer_other", listener.url, sandbox=True)

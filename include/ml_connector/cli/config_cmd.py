@@ -22,7 +22,7 @@ def check(
 ) -> None:
     """Validate the tenant file and the hosts of its connections; one line per problem, exit code 1 if any."""
     from ml_connector.config import load_tenants
-    from ml_connector.config.connections import check_connections
+    from ml_connector.connection_check import check_connections
 
     try:
         tenants = load_tenants(path)

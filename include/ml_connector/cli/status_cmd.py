@@ -23,7 +23,7 @@ def status(
 ) -> None:
     """Exact connection, token refresh times and JAGGAER connection per tenant."""
     from ml_connector.config import load_tenants
-    from ml_connector.exact.status import collect
+    from ml_connector.status import collect
     from ml_connector.store.db import get_engine
 
     try:

@@ -224,4 +224,4 @@ class PostLease(Base):
 
 
 # The webhook tables live with their code; importing them here registers them on Base.metadata (migrations, tests).
-from ml_connector.webhooks import store as _webhook_tables  # noqa: E402, F401
+from ml_connector.store import webhook_tables as _webhook_tables  # noqa: E402, F401

@@ -141,7 +141,7 @@ def create_app(guards: dict[str, Any] | None = None) -> FastAPI:
     def ui_status(check: bool = False) -> Response:
         from ml_connector.config import load_tenants
         from ml_connector.errors import ConfigError
-        from ml_connector.exact.status import collect
+        from ml_connector.status import collect
         from ml_connector.store.db import get_engine
 
         try:

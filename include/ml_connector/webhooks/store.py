@@ -7,47 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Engine, Index, Integer, String, Text, UniqueConstraint, delete, func, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
 
 from ml_connector.store.db import session_scope
-from ml_connector.store.models import AuditLog, Base
-from ml_connector.store.types import UTCDateTime, utcnow
+from ml_connector.store.models import AuditLog
+from ml_connector.store.types import utcnow
+from ml_connector.store.webhook_tables import WebhookNotification, WebhookSubscriptionRecord
 
 FLOW = "po_push"
-
-
-class WebhookNotification(Base):
-    """One verified Exact notification. ``emitted_at`` is set once the asset watcher turned it into an asset event."""
-
-    __tablename__ = "mlc_webhook_notification"
-    __table_args__ = (
-        UniqueConstraint("tenant", "hash_code", name="uq_webhook_notification_hash"),
-        Index("ix_webhook_notification_pending", "tenant", "division", "emitted_at"),
-    )
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    tenant: Mapped[str] = mapped_column(String(64))
-    division: Mapped[int] = mapped_column(Integer)
-    topic: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str | None] = mapped_column(String(16))
-    entity_key: Mapped[str | None] = mapped_column(String(64))
-    event_created_on: Mapped[str | None] = mapped_column(String(64))
-    hash_code: Mapped[str] = mapped_column(String(64))
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    emitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class WebhookSubscriptionRecord(Base):
-    """A subscription at Exact as ``mlc exact webhooks`` last saw it."""
-
-    __tablename__ = "mlc_webhook_subscription"
-    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
-    subscription_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    division: Mapped[int] = mapped_column(Integer)
-    topic: Mapped[str] = mapped_column(String(64))
-    callback_url: Mapped[str] = mapped_column(Text)
-    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 def _audit(tenant: str, division: int | None, key: str | None, outcome: str, message: str) -> AuditLog:
