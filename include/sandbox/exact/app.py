@@ -42,6 +42,7 @@ from sandbox.exact.entities import (
     sync_head,
     sync_po_row,
 )
+from sandbox.exact.ledger_lines import edit_entry, transaction_lines
 from sandbox.exact.limits import ErrorBudget, RateLimiter
 from sandbox.exact.oauth import Chain, OAuthServer
 from sandbox.exact.odata import (
@@ -1029,6 +1030,8 @@ class ExactSandbox:
             return rows
         if spec.name == "purchaseentry/PurchaseEntryLines":
             return [ln for e in div.purchase_entries for ln in e["_lines"]]
+        if spec.name == "bulk/Financial/TransactionLines":
+            return transaction_lines(div)
         if spec.name == "webhooks/WebhookSubscriptions":
             return [sub.row("") for sub in self.webhooks.of(ctx.chain.client_id, div.code)]
         return []
@@ -1574,6 +1577,22 @@ class ExactSandbox:
                     if division is None or code == division
                     for e in div.purchase_entries
                 ]
+
+            return wrap(run)
+
+        @router.patch("/purchase_entries/{entry_id}")
+        async def patch_entry(entry_id: str, request: Request, division: int | None = None) -> Any:
+            """A person edits an entry in Exact's UI: ``{"line": n, "AmountFC": x}`` changes one line's amount (its
+            VAT at the line's percentage, the entry's totals follow); other keys replace header fields."""
+            body = await request.json()
+
+            def run() -> Any:
+                for code, div in store.divisions.items():
+                    if division is not None and code != division:
+                        continue
+                    if div.purchase_entries.get(entry_id) is not None:
+                        return self._entry_view(div.purchase_entries.update(entry_id, edit_entry(body, store.now_ms())))
+                raise HTTPFail(404, f"purchase entry {entry_id} not found")
 
             return wrap(run)
 
