@@ -20,7 +20,8 @@ from ml_connector.reconcile.sources import Period
 
 log = logging.getLogger("ml_connector.reconcile")
 
-#: How many days the daily task reconciles, ending with the day before the run's window end. Override: setting
+#: How many days (of invoice dates) the daily task reconciles, ending with the day its data interval ends in (the
+#: day before, when it ends at midnight). Override: setting
 #: ``reconcile_days`` (``MLC_RECONCILE_DAYS``).
 DAILY_DAYS = 31
 
@@ -45,8 +46,11 @@ class Outcome:
 
 
 def _calls(hook: Any) -> int:
+    """Requests sent so far through the hook's HTTP session (the Exact client is built first: its session may be
+    shared with the other hooks of the process, so only a difference is meaningful)."""
     try:
-        return int(hook.call_count)
+        client = getattr(hook, "client", None)
+        return int(client.call_count if client is not None else hook.call_count)
     except (AttributeError, TypeError):
         return 0
 
@@ -127,7 +131,7 @@ def send_off_alert(tenant: Any, outcome: Outcome, frame: Any, limit: int = 20) -
 
 
 def daily_period(window_end: datetime | None, days: int | None = None) -> Period:
-    """The period the daily task reconciles: ``days`` days up to the day before the run's window end."""
+    """The period the daily task reconciles: ``days`` days up to the day the run's window ends in."""
     from ml_connector.settings import get_setting
 
     if days is None:
