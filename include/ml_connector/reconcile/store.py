@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from ml_connector.reconcile import COLUMNS
 from ml_connector.store.db import session_scope
 from ml_connector.store.models import Reconciliation
 
@@ -69,7 +70,7 @@ def save(
             off=int(off),
             exact_calls=int(exact_calls),
             jaggaer_calls=int(jaggaer_calls),
-            rows=[{k: _json(v) for k, v in row.items()} for row in rows],
+            rows=[{c: _json(row.get(c)) for c in COLUMNS} for row in rows],  # every column, always
         )
         s.add(rec)
         s.flush()
