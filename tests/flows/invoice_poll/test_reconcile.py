@@ -158,3 +158,32 @@ def test_period_must_not_end_before_it_starts() -> None:
 
     with pytest.raises(ValueError, match="ends"):
         Period(date(2026, 12, 2), date(2026, 12, 1))
+
+
+def test_cli_reconciles_prints_what_is_off_and_writes_xlsx_and_csv(
+    sqlite_world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from ml_connector.cli import app
+
+    w = sqlite_world
+    w.invoice(supplier_invoice_number="CLI-1", lines=[{"unit_price": "7.00"}])
+    held = w.invoice(supplier_id=GRAINGER, supplier_number=None, supplier_invoice_number="CLI-HELD")
+    w.run()
+    monkeypatch.setenv("MLC_DB_URL", w.engine.url.render_as_string(hide_password=False))
+    day = w.day.isoformat()
+    args = ["reconcile", "--tenant", "demo", "--division", str(DIV_MFG), "--from", day, "--to", day]
+    xlsx, csv = tmp_path / "r.xlsx", tmp_path / "r.csv"
+    result = CliRunner().invoke(app, [*args, "--xlsx", str(xlsx), "--csv", str(csv)])
+    assert result.exit_code == 1, result.output  # something is off: the held invoice
+    assert "matched 1, amount or date differs 0, in JAGGAER only 1" in result.output
+    assert f"[in JAGGAER only] JAGGAER {held['summary']['invoiceNumber']}" in result.output
+    assert "CLI-HELD" in result.output and "/ml-connector/ui/reconcile?tenant=demo&id=" in result.output
+    frame = pd.read_excel(xlsx, sheet_name="Reconciliation")
+    assert sorted(frame["your_ref"]) == ["CLI-1", "CLI-HELD"]
+    assert sorted(pd.read_csv(csv)["category"]) == ["in JAGGAER only", "matched"]
+
+    bad = CliRunner().invoke(app, ["reconcile", "--tenant", "demo", "--division", "999", "--from", day, "--to", day])
+    assert bad.exit_code == 2 and "has no Exact division 999" in bad.output
