@@ -170,7 +170,7 @@ def classify(
             }
         )
 
-    by_target = {r["target_id"]: r for r in records if r.get("target_id")}
+    by_target = {r["target_id"]: r for r in records if r.get("target_id")}  # posted records carry their division
     for _, ent in e[~e["exact_entry_id"].isin(used)].iterrows():
         row = {**dict.fromkeys(COLUMNS), "category": EXACT_ONLY, "division": division, **_entry_cols(ent)}
         row["supplier"] = ent["exact_supplier"]

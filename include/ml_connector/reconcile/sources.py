@@ -8,8 +8,8 @@
   slack either side, trimmed here), 1,000 rows a call, following ``__next``; grouped by ``EntryID`` into entries.
   The gross amount of an entry is the sum of its lines' ``AmountFC`` + ``AmountVATFC`` over ``LineNumber`` ≥ 1 (a
   creditor line 0, if Exact returns one, is not counted). At most :data:`MAX_PAGES` calls per division.
-- **Ledger**: the invoice-poll records of the division with their state, reason, target entry and the invoice date
-  of their staged version.
+- **Ledger**: the invoice-poll records of the division (and those not routed to any division yet) with their state,
+  reason, target entry and the invoice date of their staged version.
 """
 
 from __future__ import annotations
@@ -230,7 +230,12 @@ def ledger_records(engine: Engine, tenant: str, division: int) -> list[dict[str,
                 & (StagedRecord.payload_hash == LedgerEntry.staged_hash),
                 isouter=True,
             )
-            .where(LedgerEntry.tenant == tenant, LedgerEntry.flow == FLOW, LedgerEntry.division == division)
+            .where(
+                LedgerEntry.tenant == tenant,
+                LedgerEntry.flow == FLOW,
+                # an invoice quarantined before it was routed has no division yet: its reason still belongs here
+                (LedgerEntry.division == division) | LedgerEntry.division.is_(None),
+            )
         )
         for source_id, source_ref, state, reason, target_id, target_ref, payload in rows:
             header: Mapping[str, Any] = (payload or {}).get("header") or {}

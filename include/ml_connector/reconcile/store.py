@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import defer
 
 from ml_connector.reconcile import COLUMNS
 from ml_connector.store.db import session_scope
@@ -103,7 +104,7 @@ def get(engine: Engine, rec_id: int) -> Saved | None:
 def listing(engine: Engine, tenant: str, division: int | None = None, limit: int = LIST_LIMIT) -> list[Saved]:
     """The latest reconciliations of a tenant (newest first), without their rows."""
     with session_scope(engine) as s:
-        q = select(Reconciliation).where(Reconciliation.tenant == tenant)
+        q = select(Reconciliation).options(defer(Reconciliation.rows)).where(Reconciliation.tenant == tenant)
         if division is not None:
             q = q.where(Reconciliation.division == division)
         q = q.order_by(Reconciliation.created_at.desc(), Reconciliation.id.desc()).limit(limit)
