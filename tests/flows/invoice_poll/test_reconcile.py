@@ -187,3 +187,40 @@ def test_cli_reconciles_prints_what_is_off_and_writes_xlsx_and_csv(
 
     bad = CliRunner().invoke(app, ["reconcile", "--tenant", "demo", "--division", "999", "--from", day, "--to", day])
     assert bad.exit_code == 2 and "has no Exact division 999" in bad.output
+
+
+def test_an_entry_re_dated_in_exact_is_a_date_difference(sqlite_world: World) -> None:
+    from datetime import UTC, datetime, time, timedelta
+
+    w = sqlite_world
+    w.invoice(supplier_invoice_number="DATE-1", lines=[{"unit_price": "11.00"}])
+    assert w.run()["counts"]["posted"] == 1
+    [entry] = w.entries_for("DATE-1")
+    next_day = datetime.combine(w.day + timedelta(days=1), time(0), tzinfo=UTC)
+    w.exact.edit_entry(entry["EntryID"], EntryDate=int(next_day.timestamp() * 1000))
+    ctx = w.ctx()
+    out = reconcile(
+        w.tenant,
+        DIV_MFG,
+        Period(w.day, w.day + timedelta(days=1)),
+        engine=w.engine,
+        exact_hook=ctx.exact_hook(),
+        jaggaer_hook=ctx.jaggaer_hook(),
+        trigger="test",
+        alert=False,
+    )
+    [row] = _rows(out.id, w)
+    assert row["category"] == rc.DIFFERS and out.counts[rc.DIFFERS] == 1
+    assert row["note"] == f"date: JAGGAER {w.day.isoformat()}, Exact {(w.day + timedelta(days=1)).isoformat()}"
+    # reconciled over the invoice's day only, the re-dated entry is outside: the ledger says it was posted
+    only_day = reconcile(
+        w.tenant,
+        DIV_MFG,
+        Period(w.day, w.day),
+        engine=w.engine,
+        exact_hook=ctx.exact_hook(),
+        jaggaer_hook=ctx.jaggaer_hook(),
+        trigger="test",
+        alert=False,
+    )
+    assert only_day.counts[rc.POSTED_MISSING] == 1 and only_day.off == 1
