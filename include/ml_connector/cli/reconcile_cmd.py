@@ -71,7 +71,7 @@ def reconcile(
             f"(id {row['jaggaer_invoice_id'] or '-'}), YourRef {row['your_ref'] or '-'}, Exact entry "
             f"{row['exact_entry_number'] or '-'}: {row['note'] or ''}"
         )
-    for path, write in ((xlsx, export.to_xlsx), (csv, export.to_csv)):
+    for path, write in ((xlsx, export.xlsx_bytes), (csv, export.csv_bytes)):
         if path is not None:
             path.write_bytes(write(saved))
             typer.echo(f"written: {path}")

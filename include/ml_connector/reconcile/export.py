@@ -1,4 +1,4 @@
-"""A saved reconciliation as CSV or XLSX (pandas; openpyxl writes the workbook).
+"""A saved reconciliation as CSV or XLSX (pandas builds the sheets; openpyxl writes the workbook).
 
 Both files carry the same columns (:data:`ml_connector.reconcile.COLUMNS`), with the category's label; amounts are
 numbers. Text cells that a spreadsheet would run as a formula are escaped the way every CSV of the product is
@@ -23,9 +23,7 @@ if TYPE_CHECKING:
 AMOUNTS = ("jaggaer_amount", "exact_amount")
 
 
-def frame(saved: Saved) -> pd.DataFrame:
-    import pandas as pd
-
+def _cells(saved: Saved, escape: bool) -> list[dict[str, Any]]:
     rows = []
     for row in saved.rows:
         out: dict[str, Any] = {}
@@ -35,21 +33,30 @@ def frame(saved: Saved) -> pd.DataFrame:
                 value = CATEGORIES.get(str(value), value)
             elif col in AMOUNTS and value not in (None, ""):
                 value = float(Decimal(str(value)))
-            elif isinstance(value, str):
+            elif isinstance(value, str) and escape:
                 value = csvsafe.escape_cell(value)
             out[col] = value
         rows.append(out)
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    return rows
+
+
+def frame(saved: Saved) -> pd.DataFrame:
+    """The rows as a DataFrame, text cells escaped (for the workbook)."""
+    import pandas as pd
+
+    return pd.DataFrame(_cells(saved, escape=True), columns=list(COLUMNS))
 
 
 def file_name(saved: Saved, ext: str) -> str:
     return f"mlc-reconciliation-{saved.tenant}-{saved.division}-{saved.date_from}-{saved.date_to}.{ext}"
 
 
-def to_csv(saved: Saved) -> bytes:
-    buffer = io.StringIO()
-    frame(saved).to_csv(buffer, index=False, lineterminator="\r\n")
-    return buffer.getvalue().encode("utf-8")
+def csv_bytes(saved: Saved) -> bytes:
+    """Through the product's one CSV writer (it escapes the cells)."""
+    from ml_connector.console.csv_safe import csv_lines
+
+    rows = ([row[c] for c in COLUMNS] for row in _cells(saved, escape=False))
+    return "".join(csv_lines(COLUMNS, rows)).encode("utf-8")
 
 
 def summary(saved: Saved) -> list[tuple[str, Any]]:
@@ -66,7 +73,7 @@ def summary(saved: Saved) -> list[tuple[str, Any]]:
     return lines
 
 
-def to_xlsx(saved: Saved) -> bytes:
+def xlsx_bytes(saved: Saved) -> bytes:
     import pandas as pd
 
     buffer = io.BytesIO()

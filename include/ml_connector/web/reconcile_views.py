@@ -96,9 +96,9 @@ def install(app: FastAPI, guards: dict[str, Any] | None = None) -> None:
         if rec is None:
             return Response(f"No reconciliation {rec_id}: pick one on the page\n", 404, media_type="text/plain")
         if ext == "csv":
-            body, media = export.to_csv(rec), "text/csv; charset=utf-8"
+            body, media = export.csv_bytes(rec), "text/csv; charset=utf-8"
         else:
-            body, media = export.to_xlsx(rec), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            body, media = export.xlsx_bytes(rec), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
         headers = {
             "Content-Disposition": f'attachment; filename="{export.file_name(rec, ext)}"',
             "Cache-Control": "no-store",
