@@ -69,10 +69,11 @@ def reconcile(
     """Reconcile one division of ``tenant`` over ``period``, save the result and (``alert``) alert when it is off."""
     from ml_connector.reconcile import compare, sources, store
 
-    if int(division) not in [int(d) for d in tenant.exact.divisions]:
+    divisions = [int(d) for d in [*tenant.exact.divisions, *tenant.jaggaer.business_units.values()]]
+    if int(division) not in divisions:
         from ml_connector.errors import ConfigError
 
-        known = ", ".join(str(d) for d in tenant.exact.divisions)
+        known = ", ".join(str(d) for d in dict.fromkeys(divisions))
         raise ConfigError(f"tenant {tenant.name!r} has no Exact division {division} (its divisions: {known})")
     exact_before, jaggaer_before = _calls(exact_hook), _calls(jaggaer_hook)
     invoices = sources.jaggaer_invoices(jaggaer_hook, tenant, engine, division, period)
