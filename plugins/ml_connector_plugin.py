@@ -50,4 +50,11 @@ class MlConnectorPlugin(AirflowPlugin):
             "category": "browse",
             "url_route": "ml-connector-attention",
         },
+        {
+            "name": "Reconciliation",
+            "href": "ml-connector/ui/reconcile",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "ml-connector-reconcile",
+        },
     ]

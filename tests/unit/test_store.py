@@ -24,7 +24,7 @@ def test_migrations_apply_from_empty_and_reverse(db_url: str) -> None:
     db.migrate(db_url)
     engine = db.get_engine(db_url)
     assert TABLES <= _tables(engine)
-    assert db.current_revision(db_url) == "0004"
+    assert db.current_revision(db_url) == "0005"
     db.downgrade(db_url, "base")
     assert not (TABLES & _tables(engine))
     assert db.current_revision(db_url) is None

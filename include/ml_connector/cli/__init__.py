@@ -15,6 +15,7 @@ from ml_connector.cli import (
     ledger_cmd,
     mappings_cmd,
     pools_cmd,
+    reconcile_cmd,
     sandbox_cmd,
     status_cmd,
 )
@@ -28,6 +29,9 @@ app.add_typer(pools_cmd.app, name="pools", help="Airflow pools: one slot per Exa
 app.add_typer(exact_cmd.app, name="exact", help="Connect a tenant to Exact Online (OAuth consent).")
 app.add_typer(ledger_cmd.app, name="ledger", help="Records per flow: state, targets, requeue.")
 app.command("audit", help="Every attempt on one record (timestamp, HTTP status, target id).")(ledger_cmd.audit)
+app.command("reconcile", help="JAGGAER ⇄ Exact reconciliation of a division and period (CSV/XLSX).")(
+    reconcile_cmd.reconcile
+)
 app.command("status", help="Health of every tenant's connections and tokens.")(status_cmd.status)
 app.command("sandbox", help="Run the Exact Online and JAGGAER sandbox servers.")(sandbox_cmd.sandbox)
 

@@ -3,7 +3,8 @@
 Shape (one task group per Exact division, built from the tenant config)::
 
     extract ─┬─▶ division_111111.map_vendors ▶ .validate ▶ .post ─┬─▶ report
-             └─▶ division_222222.map_vendors ▶ .validate ▶ .post ─┘
+             │                                                  └─▶ .reconcile
+             └─▶ division_222222.map_vendors ▶ .validate ▶ .post ─┘   (and .reconcile)
 
 - ``extract`` reads JAGGAER only (no Exact calls, no pool), in a dry run as well.
 - Every task of a division group runs in the pool ``mlc_exact__<tenant>__<division>`` (one slot, shared with the
@@ -22,6 +23,8 @@ Shape (one task group per Exact division, built from the tenant config)::
   POST; a run finding it ``posting`` under an expired claim looks in Exact first).
 - ``post`` works through the division's whole batch, then fails (retryably: Airflow retries it with backoff) when
   an invoice of that attempt failed or stayed ambiguous; its counts are its XCom either way.
+- ``reconcile`` (per division, ``all_done`` after its ``post``, in its pool) saves the JAGGAER ⇄ Exact
+  reconciliation of the last ``reconcile_days`` (31) days and alerts when anything is off (``ml_connector.reconcile``).
 - ``report`` runs whatever happened upstream (``all_done``): counts (plus the invoices this run left
   ``failed``/``posting`` in the ledger), held invoices with their fix, alert, red when records failed or a stage
   did not finish. Clearing the failed task(s) replays only the invoices still open.
@@ -155,6 +158,10 @@ def build_dag(tenant: TenantConfig) -> Any:
                     previous >> op
                     previous = op
                 ends.append(previous)
+                # daily JAGGAER ⇄ Exact reconciliation of the division, after its post (not awaited by report)
+                from ml_connector.reconcile.dag_task import add_task
+
+                add_task(task, tenant.name, division, pool, previous)
         report = task(task_id="report", trigger_rule="all_done", retries=0, on_failure_callback=None)(
             _report_callable(tenant.name, task_ids)
         )()

@@ -223,5 +223,25 @@ class PostLease(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-# The webhook tables live with their code; importing them here registers them on Base.metadata (migrations, tests).
+class Reconciliation(Base):
+    """One JAGGAER ⇄ Exact reconciliation of a tenant, division and period (``ml_connector.reconcile``): the
+    counts per category and every row, kept so the console shows and downloads what the daily task found."""
+
+    __tablename__ = "mlc_reconciliation"
+    __table_args__ = (Index("ix_reconciliation_latest", "tenant", "division", "created_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    division: Mapped[int] = mapped_column(Integer)
+    date_from: Mapped[str] = mapped_column(String(10))  # ISO dates, both included
+    date_to: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    trigger: Mapped[str] = mapped_column(String(250))  # the Airflow run id, or who ran it (CLI, console)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONType)  # category -> rows
+    off: Mapped[int] = mapped_column(Integer, default=0)  # rows in a category that is off (not matched)
+    exact_calls: Mapped[int] = mapped_column(Integer, default=0)
+    jaggaer_calls: Mapped[int] = mapped_column(Integer, default=0)
+    rows: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)  # the rows, columns reconcile.COLUMNS
+
+
+# The webhook tables live in store.webhook_tables; importing them here registers them on Base.metadata.
 from ml_connector.store import webhook_tables as _webhook_tables  # noqa: E402, F401

@@ -9,7 +9,8 @@ login cookie or a Bearer JWT both work):
 ``GET /ui/status``  (read connections) the status table of ``mlc status`` (``?check=1`` calls the APIs live).
 ``/ui/mappings...``  the mappings page: viewers look, op/admin change (``ml_connector.web.mappings_views``).
 ``/ui/ledger...``  the ledger console: records, one record's history, needs a person, audit export
-    (``ml_connector.web.ledger_views``; same rules as the mappings page).
+    (``ml_connector.web.ledger_views``; same rules as the mappings page), and its reconciliation page
+    (``ml_connector.web.reconcile_views``).
 
 A logged-out browser is sent to Airflow's login page and back (``ml_connector.web.login_redirect``).
 
@@ -185,10 +186,12 @@ def create_app(guards: dict[str, Any] | None = None) -> FastAPI:
     from ml_connector.web.ledger_views import install as install_ledger
     from ml_connector.web.login_redirect import install as install_login_redirect
     from ml_connector.web.mappings_views import install as install_mappings
+    from ml_connector.web.reconcile_views import install as install_reconcile
 
     install_login_redirect(app)
     install_mappings(app)
     install_ledger(app)
+    install_reconcile(app)
     from ml_connector.web.webhooks import install as install_webhooks  # public: verified by HashCode
 
     install_webhooks(app)

@@ -26,6 +26,7 @@ BASE = """<!DOCTYPE html>
 <a href="{{ base }}?tenant={{ tenant|urlencode }}" {% if page == "records" %}class="here"{% endif %}>Records</a>
 <a href="{{ base }}/attention?tenant={{ tenant|urlencode }}" {% if page == "attention" %}class="here"{% endif %}>Needs a person{% if attention_total %} ({{ attention_total }}){% endif %}</a>
 <a href="{{ base }}/audit?tenant={{ tenant|urlencode }}" {% if page == "audit" %}class="here"{% endif %}>Audit export</a>
+<a href="{{ base|replace('/ui/ledger', '/ui/reconcile') }}?tenant={{ tenant|urlencode }}" {% if page == "reconcile" %}class="here"{% endif %}>Reconciliation</a>
 <a href="{{ mappings }}?tenant={{ tenant|urlencode }}">Mappings</a>
 </nav>
 <h2>{{ title }}</h2>

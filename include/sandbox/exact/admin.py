@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from sandbox.common import demo_company as demo
 from sandbox.exact.entities import po_header_row, po_line_row
+from sandbox.exact.ledger_lines import edit_entry
 from sandbox.exact.responses import HTTPFail
 from sandbox.exact.settings import DEMO_CLIENT_ID, DEMO_REDIRECT_URIS
 from sandbox.exact.state import ExactState
@@ -108,6 +109,22 @@ def make_exact_admin_router(sb: ExactState) -> APIRouter:
                 if division is None or code == division
                 for e in div.purchase_entries
             ]
+
+        return wrap(run)
+
+    @router.patch("/purchase_entries/{entry_id}")
+    async def patch_entry(entry_id: str, request: Request, division: int | None = None) -> Any:
+        """A person edits an entry in Exact's UI: ``{"line": n, "AmountFC": x}`` changes one line's amount (its
+        VAT at the line's percentage, the entry's totals follow); other keys replace header fields."""
+        body = await request.json()
+
+        def run() -> Any:
+            for code, div in store.divisions.items():
+                if division is not None and code != division:
+                    continue
+                if div.purchase_entries.get(entry_id) is not None:
+                    return sb.entry_view(div.purchase_entries.update(entry_id, edit_entry(body, store.now_ms())))
+            raise HTTPFail(404, f"purchase entry {entry_id} not found")
 
         return wrap(run)
 

@@ -375,6 +375,8 @@ def build_sets() -> dict[str, EntitySet]:
         EntitySet("purchaseentry/PurchaseEntryLines", "ID"),
         EntitySet("financial/GLAccounts", "ID", table=lambda d: d.gl_accounts),
         EntitySet("bulk/Financial/GLAccounts", "ID", table=lambda d: d.gl_accounts, kind="bulk"),
+        # one row per purchase-entry line, derived from the stored purchase entries (``transaction_lines``)
+        EntitySet("bulk/Financial/TransactionLines", "ID", kind="bulk"),
         EntitySet("hrm/Costcenters", "ID", table=lambda d: d.cost_centers),
         EntitySet("hrm/Costunits", "ID", table=lambda d: d.cost_units),
         EntitySet("vat/VATCodes", "ID", table=lambda d: d.vat_codes),

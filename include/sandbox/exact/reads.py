@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from sandbox.common import demo_company as demo
 from sandbox.exact.entities import EntitySet, po_line_row
+from sandbox.exact.ledger_lines import transaction_lines
 from sandbox.exact.odata import ODataError, compile_filter, conjuncts, filter_fields, simple_comparison
 from sandbox.exact.render import (
     envelope,
@@ -219,6 +220,8 @@ def virtual_rows(sb: ExactState, ctx: Ctx, spec: EntitySet, div: Division, ast: 
         return rows
     if spec.name == "purchaseentry/PurchaseEntryLines":
         return [ln for e in div.purchase_entries for ln in e["_lines"]]
+    if spec.name == "bulk/Financial/TransactionLines":
+        return transaction_lines(div)
     if spec.name == "webhooks/WebhookSubscriptions":
         return [sub.row("") for sub in sb.webhooks.of(ctx.chain.client_id, div.code)]
     return []

@@ -111,6 +111,10 @@ class ExactSandboxHandle:
     def purchase_entries(self, division: int | None = None) -> Any:
         return self._admin("GET", "purchase_entries", params={"division": division} if division else None)
 
+    def edit_entry(self, entry_id: str, **body: Any) -> Any:
+        """Edit a purchase entry as a person would in Exact (``line=1, AmountFC=…`` or header fields)."""
+        return self._admin("PATCH", f"purchase_entries/{entry_id}", json=body)
+
     # ---- OAuth ---------------------------------------------------------------------------------------------
     def authorize(self, state: str = "st", redirect_uri: str | None = None) -> str:
         """Run ``GET /api/oauth2/auth`` (auto-consent) and return the code from the redirect."""
