@@ -354,7 +354,10 @@ def test_report_counts_what_this_run_left_open_in_the_ledger(sqlite_engine, tena
     assert "left_failed 1" in str(info.value) and "left_posting 1" in str(info.value)
     summary = report(ctx("r1"), latest, raise_on_failure=False)
     assert summary["counts"] == {"posted": 1, "left_failed": 1, "left_posting": 1}
-    assert summary["ids"]["left_failed"] == ["7101"] and summary["ids"]["left_posting"] == ["7102"]
+    # ids are qualified by division (issue 15: order numbers repeat across divisions)
+    assert summary["ids"]["left_failed"] == ["111111/7101"] and summary["ids"]["left_posting"] == ["222222/7102"]
+    # the counts that add up: every record this run changed, once, in its state now, per division
+    assert summary["by_division"] == {"111111": {"failed": 1, "posted": 1, "quarantined": 1}, "222222": {"posting": 1}}
     assert "[division 111111] 7101: failed in this run: JAGGAER refused id-7101" in summary["details"]
     assert any(d.startswith("[division 222222] 7102: left in posting") for d in summary["details"])
     assert sent[-1] == "demo/po_push: 2 left open"
