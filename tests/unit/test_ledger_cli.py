@@ -103,3 +103,16 @@ def test_bad_input_is_named(seeded) -> None:
     assert "unknown flow 'invoices'" in out.output
     out = runner.invoke(app, ["audit", "--tenant", "demo", "--flow", "po_push", "nope"])
     assert out.exit_code == 1
+
+
+def test_resolve_by_hand_takes_a_number_and_needs_a_note(seeded) -> None:
+    runner = CliRunner()
+    args = ["ledger", "resolve", "--tenant", "demo", "--flow", "invoice_poll", "I00002"]
+    assert runner.invoke(app, [*args, "--note", " "]).exit_code == 1
+    out = runner.invoke(app, [*args, "--note", "keyed by hand in Exact as 2026-104"])
+    assert out.exit_code == 0, out.output
+    assert "I00002 (id 2): resolved by hand (skipped)" in out.output
+    again = runner.invoke(app, [*args, "--note", "twice"])
+    assert again.exit_code == 1 and "is skipped; only held, quarantined or failed" in again.output
+    trail = runner.invoke(app, ["audit", "--tenant", "demo", "--flow", "invoice_poll", "2"]).output
+    assert "state:skipped" in trail and "keyed by hand in Exact as 2026-104" in trail

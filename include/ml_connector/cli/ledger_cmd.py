@@ -152,6 +152,32 @@ def requeue(
         raise typer.Exit(1)
 
 
+@app.command("resolve")
+def resolve(
+    tenant: str = typer.Option(...),
+    flow: str = typer.Option(..., callback=_check_flow),
+    source_id: str = typer.Argument(..., help="the record's id or number (as for requeue)"),
+    note: str = typer.Option(..., help="how it was settled, e.g. 'keyed by hand in Exact as entry 2026-104'"),
+) -> None:
+    """Mark a held, quarantined or failed record as settled by hand (it becomes skipped; nothing more is sent).
+    Audited with the note, like *Mark resolved by hand* on the record's page in the UI."""
+    import getpass
+
+    from ml_connector.console.queries import NotResolvable, resolve_by_hand
+    from ml_connector.store.db import get_engine
+
+    found, hints = _resolve(tenant, flow, [source_id])
+    if not found:
+        typer.echo(hints[0], err=True)
+        raise typer.Exit(1)
+    try:
+        entry = resolve_by_hand(get_engine(), found[0].id, note, who=f"{getpass.getuser()} with mlc ledger resolve")
+    except NotResolvable as exc:
+        typer.echo(f"not resolved: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{record_label(entry)}: resolved by hand (skipped); nothing more is sent")
+
+
 def audit(
     tenant: str = typer.Option(...),
     flow: str = typer.Option(..., callback=_check_flow),
