@@ -186,6 +186,7 @@ def test_operator_day_in_the_browser(airflow_stack: AirflowStack, exact_connecte
 
     # 2. find a record by its JAGGAER invoice number, open it, follow its history to the task log
     invoice = posted[0]
+    page.goto(console)
     page.fill("input[name=q]", invoice["source_ref"])
     page.click("form.filters button[type=submit]")
     assert page.locator("#total").inner_text().startswith("1 record(s)")

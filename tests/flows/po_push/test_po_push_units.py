@@ -262,8 +262,10 @@ def test_run_stage_fails_a_post_task_after_its_batch_and_keeps_the_counts(sqlite
     # retryable (Airflow retries it with backoff), not AirflowFailException; recognisable as records not done
     assert not isinstance(exc, AirflowFailException) and isinstance(exc, RecordsNotDone) and exc.report_alerts
     message = str(exc)
+    # ids are qualified by division since issue 15 (order numbers repeat across divisions)
     assert message.startswith(
-        "demo/po_push division_111111.post: 1 failed (2001); 8 ambiguous (1001, 1002, 1003, 1004, 1005 and 3 more). "
+        "demo/po_push division_111111.post: 1 failed (111111/2001); 8 ambiguous (111111/1001, 111111/1002, "
+        "111111/1003, 111111/1004, 111111/1005 and 3 more). "
     )
     assert "Airflow retries it" in message and "clearing it replays" in message
     assert "JAGGAER said" not in message  # counts and refs only, no server messages
