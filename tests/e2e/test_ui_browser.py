@@ -116,8 +116,8 @@ def login_if_asked(page: Any, s: AirflowStack) -> None:
 
 def trigger_in_ui(page: Any, s: AirflowStack, dag_id: str, name: str) -> str:
     """Press *Trigger* on the DAG's page and confirm the dialog with its defaults; returns the new run's id."""
-    before = {r["dag_run_id"] for r in s.dag_runs(dag_id)}
     s.wait_idle(dag_id, timeout=300)
+    before = {r["dag_run_id"] for r in s.dag_runs(dag_id)}
     page.goto(f"{s.api_url}/dags/{dag_id}")
     page.get_by_role("button", name="Trigger").first.click()
     dialog = page.get_by_role("dialog")
@@ -127,7 +127,8 @@ def trigger_in_ui(page: Any, s: AirflowStack, dag_id: str, name: str) -> str:
     page.get_by_text("Dag Run Triggered").first.wait_for(timeout=60_000)
 
     def new_run() -> str | None:
-        fresh = [r["dag_run_id"] for r in s.dag_runs(dag_id) if r["dag_run_id"] not in before]
+        runs = s.dag_runs(dag_id)
+        fresh = [r["dag_run_id"] for r in runs if r["dag_run_id"] not in before and r.get("run_type") == "manual"]
         return fresh[0] if fresh else None
 
     return s.wait_for(f"the UI-triggered run of {dag_id}", new_run, 60)
