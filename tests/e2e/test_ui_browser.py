@@ -3,10 +3,13 @@ installed by ``scripts/install_test_deps.sh``; Playwright's own browser download
 stack's real api-server, scheduler and dag-processor.
 
 It logs in through Airflow's login page (reached by opening a console page logged out, and coming back to it),
-runs the invoice poll over the last days so the ledger has posted and held invoices, opens each console page,
-finds a record by its JAGGAER invoice number and follows it to its task log, requeues a held invoice, and presses
-*Test* on each connection in Airflow's connection list (the hook's own message must come back). A screenshot of each
-page is written to ``$MLC_TEST_ARTIFACTS/browser`` (default ``tests/artifacts/browser``, ignored by git).
+connects Exact from ``localhost`` (the plugin's consent route, the sandbox's consent, the callback), runs the
+invoice poll over the last days so the ledger has posted and held invoices, opens each console page, finds a record
+by its JAGGAER invoice number and follows it to its task log, fixes a held invoice (maps its vendor in place: the
+page checks the code in Exact) and requeues it, triggers both DAGs from Airflow's UI (the requeued invoice is
+posted), clears a failed post task from the UI after an Exact fault is removed (the open invoices are posted), and
+presses *Test* on each connection in Airflow's connection list (the hook's own message must come back). A screenshot
+of each page is written to ``$MLC_TEST_ARTIFACTS/browser`` (default ``tests/artifacts/browser``, ignored by git).
 
 The API-level test first sends the exact body the UI's *Test* button sends (port 0, masked password), which is what
 failed before the plugin's middleware.
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_stack import ADMIN_USER, JAGGAER_DAG, REPO, TENANT, AirflowStack
+from e2e_stack import ADMIN_USER, EXACT_DAG, JAGGAER_DAG, REPO, TENANT, AirflowStack
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900)]
 
@@ -103,6 +106,49 @@ def run_invoice_poll(s: AirflowStack) -> str:
     return run_id
 
 
+def login_if_asked(page: Any, s: AirflowStack) -> None:
+    """Airflow's login form, when the browser was sent there (a host name it has no login cookie for)."""
+    if "/auth/login" in page.url:
+        page.fill("input[name=username]", ADMIN_USER)
+        page.fill("input[name=password]", s.password)
+        page.click("button[type=submit]")
+
+
+def trigger_in_ui(page: Any, s: AirflowStack, dag_id: str, name: str) -> str:
+    """Press *Trigger* on the DAG's page and confirm the dialog with its defaults; returns the new run's id."""
+    s.wait_idle(dag_id, timeout=300)
+    before = {r["dag_run_id"] for r in s.dag_runs(dag_id)}
+    page.goto(f"{s.api_url}/dags/{dag_id}")
+    page.get_by_role("button", name="Trigger").first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Trigger Dag").first.wait_for()
+    shot(page, name)
+    dialog.get_by_role("button", name="Trigger").last.click()
+    page.get_by_text("Dag Run Triggered").first.wait_for(timeout=60_000)
+
+    def new_run() -> str | None:
+        runs = s.dag_runs(dag_id)
+        fresh = [r["dag_run_id"] for r in runs if r["dag_run_id"] not in before and r.get("run_type") == "manual"]
+        return fresh[0] if fresh else None
+
+    return s.wait_for(f"the UI-triggered run of {dag_id}", new_run, 60)
+
+
+def free_exact_code(s: AirflowStack, division: int) -> str:
+    """An Exact supplier code of ``division`` that no JAGGAER vendor is linked to yet."""
+    linked = s.sql(
+        "SELECT exact_code, exact_account_id FROM mlc_vendor_map WHERE tenant = :t AND division = :d",
+        t=TENANT,
+        d=division,
+    )
+    taken = {r["exact_code"] for r in linked} | {r["exact_account_id"] for r in linked}
+    for row in s.exact.sandbox.store.divisions[division].accounts:
+        code = str(row.get("Code") or "").strip()
+        if row.get("IsSupplier") and code and code not in taken and str(row.get("ID")) not in taken:
+            return code
+    raise AssertionError(f"every Exact supplier of division {division} is linked already")
+
+
 def test_operator_day_in_the_browser(airflow_stack: AirflowStack, exact_connected: dict[str, Any], page: Any) -> None:
     s = airflow_stack
     run_invoice_poll(s)
@@ -127,8 +173,21 @@ def test_operator_day_in_the_browser(airflow_stack: AirflowStack, exact_connecte
     assert page.locator("#total").is_visible()
     shot(page, "02-records")
 
+    # 1b. connect Exact from http://localhost (as the README says to browse): log in there, the plugin's Connect
+    # route, the sandbox's consent, and the callback stores a new token chain
+    local = s.api_url.replace("127.0.0.1", "localhost")
+    page.goto(f"{local}/ml-connector/exact/connect?tenant={TENANT}")
+    login_if_asked(page, s)
+    page.wait_for_url(re.compile(r"/ml-connector/exact/callback\?"))
+    login_if_asked(page, s)  # the callback host (the connection's redirect URI) may ask for its own login
+    page.get_by_text(f"Tokens stored for tenant {TENANT}").wait_for()
+    shot(page, "02b-exact-connected")
+    chains = s.exact.state()["oauth"]["chains"]
+    assert sum(not c["dead"] for c in chains) >= 1, chains
+
     # 2. find a record by its JAGGAER invoice number, open it, follow its history to the task log
     invoice = posted[0]
+    page.goto(console)
     page.fill("input[name=q]", invoice["source_ref"])
     page.click("form.filters button[type=submit]")
     assert page.locator("#total").inner_text().startswith("1 record(s)")
@@ -147,11 +206,35 @@ def test_operator_day_in_the_browser(airflow_stack: AirflowStack, exact_connecte
     page.get_by_text("Done. Returned value was", exact=False).first.wait_for(timeout=90_000)
     shot(page, "05-task-log")
 
-    # 3. needs a person: the held invoice is there with its fix, and a requeue puts it back to pending
-    target = held[0]
+    # 3. needs a person: a held invoice is there with its fix; map its vendor in place (the page asks Exact whether
+    # the code exists: an unknown one is refused), then requeue it
     page.goto(f"{s.api_url}/ml-connector/ui/ledger/attention?tenant={TENANT}")
     assert page.locator("#cause-vendor, #cause-code, #cause-refused, #cause-other").count() >= 1
     shot(page, "06-needs-a-person")
+    fixable = [
+        r
+        for r in held
+        if page.locator("tr", has=page.locator(f"button[name=requeue][value='{r['id']}']"))
+        .locator("form.fix input[name=jaggaer_supplier_id]")
+        .count()
+    ]
+    assert fixable, "a held invoice should offer its vendor mapping in place"
+    target = fixable[0]
+    row = page.locator("tr", has=page.locator(f"button[name=requeue][value='{target['id']}']"))
+    fix = row.locator("form.fix").first
+    division = int(fix.locator("input[name=division]").get_attribute("value") or 0)
+    fix.locator("input[name=exact_code]").fill("9999")
+    fix.locator("button[type=submit]").click()
+    assert "Exact has no supplier with code '9999'" in page.content()
+    shot(page, "06b-unknown-exact-code-refused")
+    page.goto(f"{s.api_url}/ml-connector/ui/ledger/attention?tenant={TENANT}")
+    row = page.locator("tr", has=page.locator(f"button[name=requeue][value='{target['id']}']"))
+    row.locator("form.fix input[name=exact_code]").first.fill(free_exact_code(s, division))
+    row.locator("form.fix button[type=submit]").first.click()
+    page.wait_for_url(re.compile(r"/ui/mappings\?.*msg="))
+    assert "Saved vendor link" in page.content()
+    shot(page, "06c-vendor-mapped")
+    page.goto(f"{s.api_url}/ml-connector/ui/ledger/attention?tenant={TENANT}")
     row = page.locator("tr", has=page.locator(f"button[name=requeue][value='{target['id']}']"))
     row.locator("button[name=requeue]").click()
     page.wait_for_url(re.compile(r"/ui/ledger/attention\?.*msg="))
@@ -168,7 +251,74 @@ def test_operator_day_in_the_browser(airflow_stack: AirflowStack, exact_connecte
     csv_text = Path(download.value.path()).read_text(encoding="utf-8")
     assert csv_text.startswith("at,tenant,flow,division,action") and invoice["source_ref"] in csv_text
 
-    # 5. Test on each connection in Airflow's connection list: the hook's own message in the toast
+    # 5. trigger both DAGs from Airflow's UI: both runs succeed, and the fixed invoice is posted
+    poll_run = trigger_in_ui(page, s, JAGGAER_DAG, "09a-trigger-invoice-poll")
+    assert s.wait_run(JAGGAER_DAG, poll_run, timeout=300) == "success", s.run_summary(JAGGAER_DAG, poll_run)
+    state = s.sql("SELECT state FROM mlc_ledger WHERE id = :i", i=target["id"])[0]["state"]
+    assert state == "posted", state
+    push_run = trigger_in_ui(page, s, EXACT_DAG, "09b-trigger-po-push")
+    assert s.wait_run(EXACT_DAG, push_run, timeout=300) == "success", s.run_summary(EXACT_DAG, push_run)
+
+    # 6. Exact refuses the division (403 on the look-up before posting): the post task trips its error stop and
+    # the run is red with the new invoices still open; the fault removed, *Clear Dag Run → only failed* in the UI
+    # posts them (the error stop counts the current try only)
+    today = datetime.now(UTC)
+    new_numbers = []
+    for n in range(2):
+        made = s.jaggaer_admin(
+            "POST",
+            "invoices",
+            json={
+                "last_update": today.isoformat(),
+                "invoice_date": today.date().isoformat(),
+                "business_unit": "UK-MFG",
+                "supplier_number": "1001",
+                "supplier_invoice_number": f"UI-CLEAR-{today:%H%M%S}-{n}",
+                "lines": [{"unit_price": "10.00"}],
+            },
+        )
+        new_numbers.append(made["summary"]["invoiceNumber"])
+    s.exact.fault(
+        method="GET",
+        path="PurchaseEntries",
+        action="status",
+        status=403,
+        headers={"Reason": "DivisionBlocked"},
+        count=None,
+    )
+    try:
+        s.wait_idle(JAGGAER_DAG, timeout=300)
+        red = s.trigger(JAGGAER_DAG, {"date_from": today.date().isoformat()}, note="browser test: Exact refusing")
+        assert s.wait_run(JAGGAER_DAG, red, timeout=300) == "failed", s.run_summary(JAGGAER_DAG, red)
+    finally:
+        s.exact.clear_faults()
+    open_rows = s.sql(
+        "SELECT source_ref, state FROM mlc_ledger WHERE tenant = :t AND flow = 'invoice_poll' AND source_ref IN "
+        "(:a, :b)",
+        t=TENANT,
+        a=new_numbers[0],
+        b=new_numbers[1],
+    )
+    assert {r["state"] for r in open_rows} == {"pending"}, open_rows
+    page.goto(f"{s.api_url}/dags/{JAGGAER_DAG}/runs/{red}")
+    # the run's *Clear Dag Run* button (labelled with its shortcut, shift+c, while shortcuts are on)
+    page.get_by_role("button", name=re.compile(r"^(Clear Dag Run|Press shift\+c to clear)$")).first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Clear only failed tasks").first.click()
+    shot(page, "10-clear-only-failed")
+    dialog.get_by_role("button", name="Confirm").click()
+    assert s.wait_run(JAGGAER_DAG, red, timeout=240, states={"success"}) == "success", s.run_summary(JAGGAER_DAG, red)
+    posted_now = s.sql(
+        "SELECT state FROM mlc_ledger WHERE tenant = :t AND flow = 'invoice_poll' AND source_ref IN (:a, :b)",
+        t=TENANT,
+        a=new_numbers[0],
+        b=new_numbers[1],
+    )
+    assert [r["state"] for r in posted_now] == ["posted", "posted"], posted_now
+    page.goto(f"{s.api_url}/dags/{JAGGAER_DAG}/runs/{red}")
+    shot(page, "11-cleared-run-green")
+
+    # 7. Test on each connection in Airflow's connection list: the hook's own message in the toast
     page.goto(f"{s.api_url}/connections")
     for conn_id in CONNECTIONS:
         row = page.locator("tr", has_text=conn_id).first
@@ -183,7 +333,9 @@ def test_operator_day_in_the_browser(airflow_stack: AirflowStack, exact_connecte
         toast.wait_for(timeout=90_000)
         text = toast.inner_text()
         assert "Failed" not in text and "Bad Request" not in text, (conn_id, text)
-        shot(page, f"09-test-{conn_id}")
+        shot(page, f"12-test-{conn_id}")
     page.goto(f"{s.api_url}/ml-connector/ui/status")
-    shot(page, "10-status")
+    shot(page, "13-status")
+    page.goto(f"{s.api_url}/ml-connector/ui/mappings?tenant={TENANT}")
+    shot(page, "14-mappings")
     (ARTIFACTS / "ledger.json").write_text(json.dumps(ledger, default=str, indent=1), encoding="utf-8")

@@ -9,10 +9,12 @@ migrated SQLite connector store.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import requests
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from web_support import PAGE, csrf_of
@@ -32,9 +34,42 @@ def jwt_for(airflow_db: Any) -> Callable[[str], str]:
     return make
 
 
+@pytest.fixture(scope="session")
+def exact_server() -> Iterator[Any]:
+    """The Exact Online sandbox over real HTTP: the mappings page asks it whether a supplier exists."""
+    from sandbox.exact.testing import ExactSandboxHandle
+
+    handle = ExactSandboxHandle()
+    handle.start()
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
 @pytest.fixture
-def store(sqlite_engine: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+def store(sqlite_engine: Any, monkeypatch: pytest.MonkeyPatch, exact_server: Any) -> Any:
+    """The connector store, with the demo tenant connected to the Exact sandbox (connection ``exact_demo`` and a
+    token chain), as after ``mlc exact connect``."""
+    from ml_connector.exact.connection import load_app
+    from ml_connector.exact.tokens import TokenChain
+
     monkeypatch.setenv("MLC_DB_URL", sqlite_engine.url.render_as_string(hide_password=False))
+    exact_server.reset()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_EXACT_DEMO",
+        json.dumps(
+            {
+                "conn_type": "exact_online",
+                "host": exact_server.url,
+                "login": exact_server.client_id,
+                "password": exact_server.client_secret,
+                "extra": {"redirect_uri": exact_server.redirect_uri, "sandbox": True},
+            }
+        ),
+    )
+    chain = TokenChain(sqlite_engine, "demo", "exact_demo", load_app("exact_demo"), session=requests.Session())
+    chain.exchange_code(exact_server.authorize(), exact_server.redirect_uri)
     return sqlite_engine
 
 

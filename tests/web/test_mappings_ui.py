@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, text
-from web_support import GUID, PAGE, csrf_of, post
+from web_support import GUID, GUID_222222, PAGE, csrf_of, post
 
 from ml_connector.store import ledger
 from ml_connector.store.db import session_scope
@@ -243,7 +243,7 @@ def test_csv_export_import_round_trip_and_a_bad_file_imports_nothing(admin: Any,
         jaggaer_supplier_id="",
         jaggaer_supplier_number="X-9",
         exact_code="",
-        exact_account_id=GUID,
+        exact_account_id=GUID_222222,  # the page checks it in Exact now (issue 15): a supplier of that division
     )
     post(admin, "/code", {"kind": "cost_center", "source_value": "CC900", "target_value": "CC200", "note": "moved"})
     vendors = admin.get(PAGE + "/export", params={"tenant": "demo", "kind": "vendors"})
@@ -381,3 +381,60 @@ def test_unknown_tenant_and_the_plugin_nav_entry(admin: Any) -> None:
     assert views["Mappings"]["href"] == "ml-connector/ui/mappings" and views["Mappings"]["destination"] == "nav"
     paths = {r.path for r in module.MlConnectorPlugin.fastapi_apps[0]["app"].routes}
     assert {"/ui/mappings", "/ui/mappings/export", "/ui/mappings/vendor", "/ui/mappings/import"} <= paths
+
+
+# ------------------------------------------------------------------------------------- checked against Exact
+def test_an_exact_code_exact_does_not_have_is_refused_naming_the_code(
+    admin: Any, store: Any, exact_server: Any
+) -> None:
+    """The page asks Exact (the sandbox, over HTTP, through the tenant's token chain) before saving."""
+    exact_server.clear_calls()
+    missing = _vendor(admin, exact_code="9999")
+    assert missing.status_code == 400
+    page = html.unescape(missing.text)
+    assert "Exact has no supplier with code '9999' in division 111111 (looked up in Exact just now)" in page
+    assert "check the code in Exact" in page and "Nothing was saved" in page
+    assert _count(store, VendorMap) == 0 and _audit(store) == []
+    calls = [c for c in exact_server.calls()["log"] if "crm/Accounts" in c["path"]]
+    assert len(calls) == 1, calls
+
+    # an existing code is saved with the account ID Exact gave for it
+    assert _vendor(admin, exact_code="1003").status_code == 303
+    with session_scope(store) as s:
+        row = s.scalars(select(VendorMap)).one()
+        assert (row.exact_code, row.exact_account_id) == ("1003", "0bda84a0-4c09-5318-be8c-54fa9597f66f")
+    # an account ID of another division is refused too
+    wrong = _vendor(admin, jaggaer_supplier_id="59002", exact_code="", exact_account_id=GUID_222222)
+    assert wrong.status_code == 400
+    assert f"Exact has no supplier with account ID {GUID_222222} in division 111111" in html.unescape(wrong.text)
+
+
+def test_a_second_link_to_an_already_linked_exact_supplier_is_refused(admin: Any, store: Any) -> None:
+    assert _vendor(admin, exact_code="1003", name="Grainger").status_code == 303
+    by_code = _vendor(admin, jaggaer_supplier_id="59002", exact_code="1003")
+    assert by_code.status_code == 400
+    text_ = html.unescape(by_code.text)
+    assert "is already linked to JAGGAER vendor 59001 (Grainger) in division 111111; delete that link first" in text_
+    # the same supplier named by its account ID instead of its code
+    by_guid = _vendor(
+        admin, jaggaer_supplier_id="59002", exact_code="", exact_account_id="0bda84a0-4c09-5318-be8c-54fa9597f66f"
+    )
+    assert by_guid.status_code == 400 and "already linked to JAGGAER vendor 59001" in by_guid.text
+    # another division may link it (each division has its own suppliers)
+    with session_scope(store) as s:
+        assert s.scalar(select(func.count()).select_from(VendorMap)) == 1
+
+
+def test_when_exact_cannot_be_asked_a_new_code_is_refused_with_the_reason(admin: Any, store: Any) -> None:
+    """Without a token chain a code no run has read from Exact is refused, naming why and what to do; a link whose
+    Exact side is unchanged (and resolved) saves without asking Exact."""
+    assert _vendor(admin, exact_code="1003").status_code == 303
+    with store.begin() as conn:
+        conn.execute(text("DELETE FROM mlc_token"))
+    unknown = _vendor(admin, jaggaer_supplier_id="59002", exact_code="1004")
+    assert unknown.status_code == 400
+    page = html.unescape(unknown.text)
+    assert "could not check the Exact supplier with code '1004' in division 111111: Exact could not be asked" in page
+    assert "/ml-connector/exact/connect?tenant=demo" in page
+    # re-saving the known link (changing only its name) needs no Exact at all
+    assert _vendor(admin, exact_code="1003", name="Grainger Lab").status_code == 303

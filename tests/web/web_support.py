@@ -6,7 +6,8 @@ import re
 from typing import Any
 
 PAGE = "/ml-connector/ui/mappings"
-GUID = "f9759f89-5178-5372-89ec-7d11fae93a97"
+GUID = "f9759f89-5178-5372-89ec-7d11fae93a97"  # an Exact sandbox supplier of division 111111
+GUID_222222 = "00febfa3-aba0-5262-bf21-4316f69f48ce"  # an Exact sandbox supplier of division 222222 (code 1024)
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 

@@ -48,6 +48,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from ml_connector.errors import ConfigError, RateBudgetExhausted, RejectedError, TokenChainBroken
+from ml_connector.flows.run_states import qualify, run_states, states_table
 from ml_connector.http import AuditContext, AuditSink, RetryPolicy
 
 if TYPE_CHECKING:
@@ -678,8 +679,8 @@ def left_open(ctx: FlowContext, *, skip_refs: set[str] | frozenset[str] = frozen
             ).all()
             for source_ref, source_id, division, reason in rows:
                 ref = str(source_ref or source_id)
-                out.ids.setdefault(outcome, []).append(ref)
-                if ref in skip_refs:
+                out.ids.setdefault(outcome, []).append(qualify(division, ref))  # numbers repeat across divisions
+                if ref in skip_refs or qualify(division, ref) in skip_refs:
                     continue
                 prefix = f"[division {division}] " if division is not None else ""
                 if state == "posting":
@@ -716,9 +717,11 @@ def report(
       it (or the run) replays only the records still open: the ledger skips what is done.
     """
     outs = Outcomes().merge(outcomes)
+    by_division: dict[str, dict[str, int]] = {}
     if check_ledger and not ctx.dry_run:
         explained = {ref for o in FAILING for ref in outs.ids.get(o, [])}
         outs.merge(left_open(ctx, skip_refs=explained))
+        by_division = run_states(ctx)  # the counts that add up: each record this run changed, once
     all_details = list(outs.details) + list(details or [])
     problems = list(problems or [])
     where = f"{ctx.tenant.name}/{ctx.flow}" + (f"/division {ctx.division}" if ctx.division is not None else "")
@@ -727,6 +730,8 @@ def report(
     if problems:
         note += f"; {len(problems)} problem(s)"
     text = f"Run {ctx.run_id} ({where})\n{outs.table()}"
+    if check_ledger and not ctx.dry_run:
+        text += "\n" + states_table(by_division)
     if all_details:
         text += "\n  details:\n" + "\n".join(f"    - {d}" for d in all_details[:200])
     if problems:
@@ -755,6 +760,7 @@ def report(
         "run_id": ctx.run_id,
         "dry_run": ctx.dry_run,
         "counts": counts,
+        "by_division": by_division,
         "ids": {k: v for k, v in outs.ids.items() if v},
         "details": all_details[:MAX_IDS],
         "problems": problems,
@@ -879,8 +885,9 @@ def run_stage(
     if not isinstance(result, Outcomes):
         value = dict(result)
     else:
-        if division is not None:  # record numbers repeat across divisions: say where each detail comes from
+        if division is not None:  # record numbers repeat across divisions: say where each id and detail comes from
             result.details = [d if d.startswith("[division") else f"[division {division}] {d}" for d in result.details]
+            result.ids = {o: [qualify(division, r) for r in refs] for o, refs in result.ids.items()}
         value = result.to_dict()
     if fail_on_records:
         task_id = getattr(context.get("ti") or context.get("task_instance"), "task_id", None) or "stage"

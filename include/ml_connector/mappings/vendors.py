@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from ml_connector.crypto import get_crypto
@@ -284,11 +284,26 @@ def set_link(
     if exact_account_id:
         other = link_for_account(session, tenant, division, exact_account_id)
         if other is not None and other is not row:
+            code_of = norm_code(exact_code) or other.exact_code
             raise ValueError(
-                f"Exact account {exact_account_id} is already linked to JAGGAER vendor "
-                f"{other.jaggaer_supplier_id or other.jaggaer_supplier_number} in division {division}; delete that "
-                "link first"
+                f"Exact account {exact_account_id}{f' (supplier code {code_of})' if code_of else ''} is already "
+                f"linked to JAGGAER vendor {other.jaggaer_supplier_id or other.jaggaer_supplier_number}"
+                f"{f' ({other.name})' if other.name else ''} in division {division}; delete that link first"
             )
+    wanted_code = norm_code(exact_code)
+    if wanted_code:
+        # one Exact supplier, one JAGGAER vendor per division (the docs promise it; a code-only link has no GUID yet)
+        for other in session.scalars(
+            select(VendorMap).where(
+                VendorMap.tenant == tenant, VendorMap.division == division, VendorMap.exact_code == wanted_code
+            )
+        ):
+            if other is not row:
+                raise ValueError(
+                    f"Exact account {wanted_code} (supplier code) is already linked to JAGGAER vendor "
+                    f"{other.jaggaer_supplier_id or other.jaggaer_supplier_number}"
+                    f"{f' ({other.name})' if other.name else ''} in division {division}; delete that link first"
+                )
     if row is None:
         row = VendorMap(tenant=tenant, division=division)
         session.add(row)
@@ -342,3 +357,73 @@ def links_by_vat(session: Session, tenant: str, vat_number: str) -> list[VendorM
     """Map rows whose (encrypted) VAT number equals ``vat_number`` (through the blind index)."""
     bidx = get_crypto().blind_index(vat_number)
     return list(session.scalars(select(VendorMap).where(VendorMap.tenant == tenant, VendorMap.vat_bidx == bidx)))
+
+
+#: Looks an Exact supplier up in a division by code (``code``) or account ID (``account_id``); raises when Exact
+#: cannot be asked (no token chain, network, refusal).
+SupplierLookup = Callable[[int, str | None, str | None], ExactSupplier | None]
+
+
+def exact_supplier_lookup(hook: Any) -> SupplierLookup:
+    """A :data:`SupplierLookup` over an ``ExactOnlineHook``: one ``crm/Accounts`` read, filtered on ``Code`` (padded
+    to Exact's 18 characters) or ``ID``."""
+    from ml_connector.exact import odata
+
+    def lookup(division: int, code: str | None, account_id: str | None) -> ExactSupplier | None:
+        by = f"Code eq {odata.string(odata.pad_code(code))}" if code else f"ID eq {odata.guid(str(account_id))}"
+        rows = list(hook.iter_collection(division, "crm/Accounts", select=ACCOUNT_SELECT + ",IsSupplier", filter=by))
+        suppliers = [r for r in rows if r.get("IsSupplier", True)]
+        return ExactSupplier.from_row(suppliers[0]) if suppliers else None
+
+    return lookup
+
+
+def check_exact_supplier(
+    engine: Engine,
+    lookup: SupplierLookup,
+    *,
+    tenant: str,
+    division: int,
+    code: str | None,
+    account_id: str | None,
+) -> tuple[ExactSupplier | None, str | None]:
+    """Check the Exact side of a link before it is saved: ``(supplier, None)`` when Exact has the supplier (its
+    account ID fills in a code-only link), else ``(None, what is wrong and what to do)``.
+
+    When Exact cannot be asked, a supplier a run has already read from Exact (a stored link in this division
+    with that code or ID and its account ID) is accepted; anything else is refused with the reason."""
+    code = norm_code(code)
+    named = f"code {code!r}" if code else f"account ID {account_id}"
+    try:
+        found = lookup(division, code, account_id)
+    except Exception as exc:  # any failure to ask Exact: fall back to what runs have read
+        query = select(VendorMap).where(
+            VendorMap.tenant == tenant, VendorMap.division == division, VendorMap.exact_account_id.is_not(None)
+        )
+        query = (
+            query.where(VendorMap.exact_code == code) if code else query.where(VendorMap.exact_account_id == account_id)
+        )
+        from ml_connector.store.db import session_scope
+
+        with session_scope(engine) as session:  # not held while Exact is asked (the token chain writes)
+            known = session.scalars(query).first()
+            if known is not None:
+                return ExactSupplier(id=str(known.exact_account_id), code=known.exact_code, name=known.name), None
+        return None, (
+            f"could not check the Exact supplier with {named} in division {division}: Exact could not be asked "
+            f"({exc}) and no run has read that supplier yet. Nothing was saved: check the tenant's Exact "
+            f"connection (/ml-connector/exact/connect?tenant={tenant}, or `mlc status --tenant {tenant}`), then "
+            "save again"
+        )
+    if found is None:
+        return None, (
+            f"Exact has no supplier with {named} in division {division} (looked up in Exact just now). Nothing was "
+            "saved: check the code in Exact (Purchase > Suppliers; the code, not the name), or create the supplier "
+            "there first, then save again"
+        )
+    if code and account_id and found.id.lower() != account_id.lower():
+        return None, (
+            f"Exact supplier code {code!r} in division {division} is account {found.id}, not {account_id}: give "
+            "one of the two, or both of the same supplier"
+        )
+    return found, None

@@ -212,6 +212,14 @@ def install(app: FastAPI, guards: dict[str, Any] | None = None) -> None:
         is_active = item.pop("active")
         engine = get_engine()
         try:
+            # asked before the write transaction: the token chain commits on its own connection
+            with session_scope(engine) as s:
+                stored = _vendor_row(s, VendorMap, cfg.name, item)
+                known = (stored.exact_code, stored.exact_account_id) if stored is not None else None
+            refused = _check_in_exact(engine, cfg, item, known)
+            if refused:
+                fb.add("vendor", "exact_account_id" if not item["exact_code"] else "exact_code", refused)
+                return _render(request, actor, cfg.name, status_code=400, feedback=fb)
             with session_scope(engine) as s:
                 before = _vendor_row(s, VendorMap, cfg.name, item)
                 old = _vendor_summary(before) if before is not None else None
@@ -243,7 +251,8 @@ def install(app: FastAPI, guards: dict[str, Any] | None = None) -> None:
                 )
                 label = _vendor_summary(row)
         except ValueError as exc:  # set_link: e.g. the Exact account is linked to another vendor
-            fb.add("vendor", "exact_account_id" if "Exact account" in str(exc) else None, str(exc))
+            column = "exact_code" if "(supplier code)" in str(exc) else "exact_account_id"
+            fb.add("vendor", column if "Exact account" in str(exc) else None, str(exc))
             return _render(request, actor, cfg.name, status_code=400, feedback=fb)
         except IntegrityError:
             fb.add("vendor", None, "someone else changed this link at the same moment: reload the page and try again")
@@ -484,6 +493,39 @@ class _Prefill:
     edit_code: int | None = None
     new_code: str | None = None
     source: str | None = None
+
+
+def _check_in_exact(
+    engine: Any, cfg: Any, item: dict[str, Any], known: tuple[str | None, str | None] | None
+) -> str | None:
+    """Ask Exact whether the link's supplier exists before saving (``mappings.vendors.check_exact_supplier``); fills
+    in the account ID of a code-only link, so a second link to the same supplier is refused by ``set_link``. A link
+    whose Exact side is unchanged and already resolved (``known``: its stored code and account ID) is not looked up
+    again. Returns the refusal, or ``None``."""
+    from ml_connector.mappings.vendors import check_exact_supplier
+
+    code, account = item["exact_code"], item["exact_account_id"]
+    if known is not None and known[1] and code in (None, known[0]) and account in (None, known[1]):
+        return None
+    found, problem = check_exact_supplier(
+        engine, _supplier_lookup(cfg), tenant=cfg.name, division=item["division"], code=code, account_id=account
+    )
+    if found is not None:
+        item["exact_account_id"] = found.id
+        item["exact_code"] = item["exact_code"] or found.code
+    return problem
+
+
+def _supplier_lookup(cfg: Any) -> Any:
+    """The tenant's Exact, asked through its ``ExactOnlineHook`` (the token chain in the connector database)."""
+    from ml_connector.exact.hook import ExactOnlineHook
+    from ml_connector.flows.runtime import http_policy
+    from ml_connector.mappings.vendors import exact_supplier_lookup
+    from ml_connector.store.db import get_engine
+
+    return exact_supplier_lookup(
+        ExactOnlineHook(cfg.exact.conn_id, cfg.name, engine=get_engine(), policy=http_policy())
+    )
 
 
 def _escape(text: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from invoice_poll_support import DIV_MFG, DIV_SVC, World, demo_tenant
 from sqlalchemy import select
 
@@ -272,8 +273,16 @@ def test_vendor_map_conflicts_and_deactivated_links_hold_with_a_reason(sqlite_wo
     w.invoice(supplier_number="1003", supplier_invoice_number="SH-1", lines=[{"unit_price": "1.00"}])
     grainger = w.invoice(hour=11, supplier_id=GRAINGER, supplier_number=None, supplier_invoice_number="GR-9")
     w.run()  # 1003 (Sheffield Bright Bar) is matched and linked; Grainger is held
-    with session_scope(w.engine) as s:
+    # set_link refuses a second link to 1003 now (issue 15); a conflicting row stored before that (or by hand in the
+    # database) must still hold the invoice at run time
+    with session_scope(w.engine) as s, pytest.raises(ValueError, match="already linked to JAGGAER vendor 50003"):
         set_link(s, tenant="demo", division=DIV_MFG, jaggaer_id=str(GRAINGER), exact_code="1003")
+    with session_scope(w.engine) as s:
+        s.add(
+            VendorMap(
+                tenant="demo", division=DIV_MFG, jaggaer_supplier_id=str(GRAINGER), exact_code="1003", source="admin"
+            )
+        )
     summary = w.run()
     assert summary["counts"]["held"] == 1
     reason = w.ledger(grainger["summary"]["invoiceId"]).reason

@@ -258,25 +258,26 @@ def test_a_division_wide_refusal_stops_the_batch_after_one_error(
     assert len([s for s in sent if "posting stopped" in s]) == 1
     assert first["counts"]["failed"] == 2  # the run is red
 
-    # a retry of the post task (same run) sends nothing and does not alert again
+    # the breaker counts the current try only (behaviour changed for issue 15: a cleared post task must replay):
+    # a new try of the post task (same run) with the cause still there is refused once more and stops again
     w.clear_calls()
     retry = ip.post(w.ctx(run_id="run-blocked").for_division(DIV_MFG))
-    assert retry.counts["failed"] == 1 and w.exact_calls() == 0
-    assert len([s for s in sent if "posting stopped" in s]) == 1
+    assert len(_posts(w)) == 1 and retry.counts == {"failed": 2, "not_sent": 10}
+    assert w.states() == {"failed": 2, "pending": 10}
 
-    # the next run sends one more (still refused): one error answer per run at most
+    # the next run sends one more (still refused): one error answer per try at most
     w.clear_calls()
     w.run()
-    assert len(_posts(w)) == 1 and w.states() == {"failed": 2, "pending": 10}
+    assert len(_posts(w)) == 1 and w.states() == {"failed": 3, "pending": 9}
 
-    # Exact lets the division in again: the next run posts the waiting ones, once; the refused ones wait for a
-    # person (their reason says what to run)
+    # Exact lets the division in again: a new try of the same run's post task (a clear) posts the waiting ones,
+    # once; the refused ones wait for a person (their reason says what to run)
     w.exact.clear_faults()
     w.clear_calls()
-    healed = w.run()
-    assert healed["counts"]["posted"] == 10 and len(_posts(w)) == 10
-    assert w.states() == {"failed": 2, "posted": 10}
-    assert ledger.requeue(w.engine, "demo", ip.FLOW, [e.source_id for e in _failed(w)]) == 2
+    healed = ip.post(w.ctx(run_id="run-blocked").for_division(DIV_MFG))
+    assert healed.counts == {"posted": 9} and len(_posts(w)) == 9
+    assert w.states() == {"failed": 3, "posted": 9}
+    assert ledger.requeue(w.engine, "demo", ip.FLOW, [e.source_id for e in _failed(w)]) == 3
     w.run()
     assert all(len(w.entries_for(f"F403-{n}")) == 1 for n in range(12))
 
@@ -297,11 +298,18 @@ def test_error_answers_per_division_and_run_are_capped(sqlite_world: World, monk
     body = {"error": {"code": "", "message": {"lang": "", "value": "Closed period"}}}
     w.exact.fault(method="POST", path="PurchaseEntries", action="status", status=500, body=body, count=None)
     w.clear_calls()
-    summary = w.run()
+    summary = w.run(run_id="run-capped")
     assert len(_posts(w)) == post_mod.MAX_ERRORS_PER_RUN == 3
     assert w.states() == {"quarantined": 3, "pending": 2}
     assert summary["stages"][f"post_{DIV_MFG}"]["counts"] == {"quarantined": 3, "failed": 1, "not_sent": 2}
     assert len([s for s in sent if "posting stopped" in s]) == 1
+
+    # the fault is gone: a new try of the same run's post task (what clearing it runs) posts the two left open
+    w.exact.clear_faults()
+    w.clear_calls()
+    replay = ip.post(w.ctx(run_id="run-capped").for_division(DIV_MFG))
+    assert replay.counts == {"posted": 2} and len(_posts(w)) == 2
+    assert w.states() == {"quarantined": 3, "posted": 2}
 
 
 # -- 14: a hand-keyed entry with the same YourRef --------------------------------------------------------------------

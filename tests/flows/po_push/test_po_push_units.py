@@ -262,8 +262,10 @@ def test_run_stage_fails_a_post_task_after_its_batch_and_keeps_the_counts(sqlite
     # retryable (Airflow retries it with backoff), not AirflowFailException; recognisable as records not done
     assert not isinstance(exc, AirflowFailException) and isinstance(exc, RecordsNotDone) and exc.report_alerts
     message = str(exc)
+    # ids are qualified by division since issue 15 (order numbers repeat across divisions)
     assert message.startswith(
-        "demo/po_push division_111111.post: 1 failed (2001); 8 ambiguous (1001, 1002, 1003, 1004, 1005 and 3 more). "
+        "demo/po_push division_111111.post: 1 failed (111111/2001); 8 ambiguous (111111/1001, 111111/1002, "
+        "111111/1003, 111111/1004, 111111/1005 and 3 more). "
     )
     assert "Airflow retries it" in message and "clearing it replays" in message
     assert "JAGGAER said" not in message  # counts and refs only, no server messages
@@ -354,7 +356,10 @@ def test_report_counts_what_this_run_left_open_in_the_ledger(sqlite_engine, tena
     assert "left_failed 1" in str(info.value) and "left_posting 1" in str(info.value)
     summary = report(ctx("r1"), latest, raise_on_failure=False)
     assert summary["counts"] == {"posted": 1, "left_failed": 1, "left_posting": 1}
-    assert summary["ids"]["left_failed"] == ["7101"] and summary["ids"]["left_posting"] == ["7102"]
+    # ids are qualified by division (issue 15: order numbers repeat across divisions)
+    assert summary["ids"]["left_failed"] == ["111111/7101"] and summary["ids"]["left_posting"] == ["222222/7102"]
+    # the counts that add up: every record this run changed, once, in its state now, per division
+    assert summary["by_division"] == {"111111": {"failed": 1, "posted": 1, "quarantined": 1}, "222222": {"posting": 1}}
     assert "[division 111111] 7101: failed in this run: JAGGAER refused id-7101" in summary["details"]
     assert any(d.startswith("[division 222222] 7102: left in posting") for d in summary["details"])
     assert sent[-1] == "demo/po_push: 2 left open"

@@ -31,11 +31,12 @@ posted.
 **Division circuit breaker.** Exact blocks an app that collects more than 10 errors an hour per division and
 endpoint. A division-wide refusal (HTTP 401/403 — ``Reason`` ``DivisionBlocked``, ``NoDivisionAccess``,
 ``LicenseExpired``, ``BlockedUser``, … — or 404 on the endpoint) stops the division's batch for the rest of the
-run (a retry of the post task sends nothing either): the invoice it came with is ``failed`` with Exact's answer
-(as any such refusal), the rest stay as they are (``pending``: posted by the first run after the cause is fixed),
-one alert is sent and the stop is counted ``failed`` (the run is red) and the invoices left ``not_sent``. Other
-error answers count too: after ``MAX_ERRORS_PER_RUN`` error answers in one run (all attempts of the post task; the
-audit log counts them) the division's batch stops the same way.
+try of the post task: the invoice it came with is ``failed`` with Exact's answer (as any such refusal), the rest
+stay as they are (``pending``), one alert is sent and the stop is counted ``failed`` (the task and the run are red)
+and the invoices left ``not_sent``. Other error answers count too: after ``MAX_ERRORS_PER_RUN`` error answers in
+one try the division's batch stops the same way. The count is the current try's only: once the cause is fixed,
+clearing the failed post task (or Airflow's next retry) sends the invoices still open, and a later run does too.
+Refusals across tries and runs stay bounded by Exact's hourly error budget (``exact.error_budget``).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ml_connector.errors import (
     AmbiguousWriteError,
@@ -88,7 +89,7 @@ SEARCH_SELECT = "EntryID,EntryNumber,YourRef,Supplier,ExternalLinkReference,Desc
 VALIDATION_STATUSES = (400, 500)
 #: Exact's answers that refuse the whole division (or app) rather than this entry: stop the division's batch.
 DIVISION_WIDE_STATUSES = (401, 403, 404)
-#: Error answers from Exact per division and run (all attempts of the post task) after which posting stops.
+#: Error answers from Exact per division in one try of the post task after which posting stops (for that try).
 MAX_ERRORS_PER_RUN = 3
 #: Audit actions: the POST (written by the hook), a refused search, the breaker.
 POST_ACTION = "post_purchase_entry"
@@ -310,33 +311,10 @@ class Poster:
         self.out = Outcomes()
         with session_scope(ctx.engine) as s:
             self.rules = CodeRules.load(s, ctx.tenant)
-            # the breaker's memory across attempts of this run's post task: error answers and an earlier stop
-            self.errors = int(
-                s.scalar(
-                    select(func.count()).where(
-                        AuditLog.tenant == ctx.tenant.name,
-                        AuditLog.flow == FLOW,
-                        AuditLog.run_id == ctx.run_id,
-                        AuditLog.division == division,
-                        AuditLog.action.in_([POST_ACTION, SEARCH_ACTION]),
-                        AuditLog.http_status >= 400,
-                        AuditLog.http_status != 429,
-                    )
-                )
-                or 0
-            )
-            self.stopped: str | None = s.scalar(
-                select(AuditLog.message)
-                .where(
-                    AuditLog.tenant == ctx.tenant.name,
-                    AuditLog.flow == FLOW,
-                    AuditLog.run_id == ctx.run_id,
-                    AuditLog.division == division,
-                    AuditLog.action == STOP_ACTION,
-                )
-                .order_by(AuditLog.id)
-                .limit(1)
-            )
+        # the breaker counts this task try's error answers only: clearing the failed task (or Airflow's retry)
+        # after the cause is gone replays the records still open; Exact's hourly error budget
+        # (exact.error_budget, read from the audit log) still bounds refusals across tries and runs
+        self.errors = 0
 
     @property
     def hook(self) -> Any:
@@ -353,15 +331,12 @@ class Poster:
 
     # -- the batch -----------------------------------------------------------------------------------------------
     def run(self, entry_ids: list[int]) -> None:
-        if self.stopped:
-            self._count_stop(self.stopped, len(entry_ids))
-            return
         ahead: dict[int, Loaded] = {}
         for n, entry_id in enumerate(entry_ids):
             try:
                 if self.errors >= MAX_ERRORS_PER_RUN:
                     raise DivisionStopped(
-                        f"{self.errors} error answers from Exact for division {self.division} in this run"
+                        f"{self.errors} error answers from Exact for division {self.division} in this try"
                     )
                 if self.lease is not None:
                     self.lease.check()  # a stage that was frozen past its lease stops here, before reading on
@@ -487,8 +462,9 @@ class Poster:
     def _stop(self, stop: DivisionStopped, left: int) -> None:
         ctx = self.ctx
         reason = (
-            f"posting to Exact division {self.division} stopped for this run: {stop.reason}. Exact blocks apps "
-            "that collect errors, so nothing more is sent to this division until the next run"
+            f"posting to Exact division {self.division} stopped for this try: {stop.reason}. Exact blocks apps "
+            "that collect errors, so nothing more is sent to this division in this try. Fix the cause, then clear "
+            "the failed post task (Clear -> only failed): it sends the invoices still open; so does the next run"
         )
         with session_scope(ctx.engine) as s:
             s.add(
@@ -509,8 +485,8 @@ class Poster:
             ctx.tenant,
             f"{ctx.tenant.name}/{FLOW}/division {self.division}: posting stopped, Exact refused",
             f"Run {ctx.run_id}: {reason}.\n{left} invoice(s) of division {self.division} were left waiting "
-            "(pending); they are posted by the first run after the cause is fixed (e.g. division access or "
-            "licence in Exact, or the app's blocked status).",
+            "(pending); once the cause is fixed (e.g. division access or licence in Exact, or the app's blocked "
+            "status), clearing the failed post task posts them, and so does the next run.",
         )
 
     def _count_stop(self, reason: str, left: int) -> None:

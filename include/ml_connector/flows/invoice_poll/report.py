@@ -17,17 +17,20 @@ from typing import Any
 from ml_connector.flows import runtime
 from ml_connector.flows.invoice_poll.common import FLOW, short
 from ml_connector.flows.invoice_poll.extract import MISSING_ID, WINDOW_NOT_READ, WITHDRAWN
+from ml_connector.flows.run_states import qualify
 from ml_connector.flows.runtime import FlowContext, Outcomes, report
 from ml_connector.store import ledger
 from ml_connector.store.db import session_scope
 
 
 def held_listing(ctx: FlowContext, limit: int = 200) -> list[str]:
-    """One line per distinct reason: which invoices wait, and what a person must do."""
+    """One line per distinct reason: which invoices wait (division-qualified numbers: ``111111/I00071``, which
+    ``mlc ledger requeue`` and the console's search take), and what a person must do."""
     groups: dict[str, list[str]] = defaultdict(list)
     with session_scope(ctx.engine) as s:
         for entry in ledger.entries(s, ctx.tenant.name, FLOW, states=("held",))[:limit]:
-            groups[entry.reason or "held (no reason recorded)"].append(entry.source_ref or entry.source_id)
+            number = qualify(entry.division, entry.source_ref or entry.source_id)
+            groups[entry.reason or "held (no reason recorded)"].append(number)
     return [f"held: invoice(s) {short(numbers)}: {reason}" for reason, numbers in groups.items()]
 
 
