@@ -7,7 +7,9 @@ on them (the cron of this stack is once a year, so every run here comes from a n
 PO-push runs at the same time, and the latency from creation to the PO in JAGGAER (p50, p95, max printed; p95 must
 be <= 60 s on the 2-core machine). Then, with the receiver unreachable for Exact (the sandbox delivers nothing),
 requests a forger or a replayer could send are refused or ignored with no run and nothing posted, and the orders
-created meanwhile arrive by the next cursor run.
+created meanwhile arrive by the next cursor run. That run is triggered through the REST API (no params): it reads the
+sync cursor exactly as the cron run does; the stack's cron is once a year so that no run lands in the measurement.
+(The api-server itself is not stopped: in Airflow 3 tasks report to it, so nothing would run at all.)
 
 ``MLC_E2E_WEBHOOK_ORDERS`` (default 50), ``MLC_E2E_WEBHOOK_SPREAD_S`` (default 120) and ``MLC_E2E_WEBHOOK_P95_MAX``
 (default 60 s, the issue's target) resize the burst and the bound for a local experiment.
