@@ -258,6 +258,10 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"| {tc['worker_errors']} | {'dead' if tc['chain_dead'] else 'alive'} |",
             "",
         ]
+    if (scenarios.get("webhooks") or {}).get("latency_s"):
+        from bench.webhooks import render as render_webhooks
+
+        lines += render_webhooks(scenarios["webhooks"])
     problems = _problems(scenarios)
     errors = results.get("errors") or {}
     if problems or errors:

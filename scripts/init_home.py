@@ -123,8 +123,15 @@ config_path = {REPO / "include" / "config" / "tenants.yaml"}
             "host": exact_url,
             "login": "mlc-demo-client",
             "password": "mlc-demo-secret",
-            # sandbox: the demo talks to the local sandboxes over http on loopback (ml_connector.net_policy)
-            "extra": json.dumps({"redirect_uri": f"{UI_URL}/ml-connector/exact/callback", "sandbox": True}),
+            # sandbox: the demo talks to the local sandboxes over http on loopback (ml_connector.net_policy);
+            # webhook_secret: the Exact sandbox's demo app signs its webhook notifications with it (make demo)
+            "extra": json.dumps(
+                {
+                    "redirect_uri": f"{UI_URL}/ml-connector/exact/callback",
+                    "sandbox": True,
+                    "webhook_secret": "mlc-demo-webhook-secret",
+                }
+            ),
         },
         "jaggaer_demo": {
             "conn_type": "jaggaer",

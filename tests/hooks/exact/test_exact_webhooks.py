@@ -258,3 +258,32 @@ def test_trigger_turns_stored_notifications_into_one_event_and_marks_them(receiv
     assert not more
     assert wstore.pending(sqlite_engine, TENANT, DIVISION) == []
     assert wstore.summary(sqlite_engine, TENANT).received == 3
+
+
+def test_a_replay_after_the_event_was_made_makes_no_second_event(receiver: str, sqlite_engine: Any) -> None:
+    """A replayed (validly signed) notification whose event was already made leaves nothing for the watcher: no
+    second asset event, so no run and nothing posted."""
+    from ml_connector.webhooks.trigger import ExactNotificationTrigger
+
+    body = _signed("3c5e1c1e-0000-4000-8000-000000000002")
+    assert requests.post(receiver, data=body, timeout=5).json() == {"stored": True}
+    trigger = ExactNotificationTrigger(tenant=TENANT, division=DIVISION, poll_interval=0.05)
+
+    async def events(replay_between: bool) -> int:
+        gen = trigger.run()
+        n = 0
+        try:
+            while True:
+                await asyncio.wait_for(gen.__anext__(), timeout=0.5 if n else 10)
+                n += 1
+                if replay_between:
+                    await asyncio.to_thread(requests.post, receiver, data=body, timeout=5)
+        except TimeoutError:
+            return n
+        finally:
+            await gen.aclose()
+
+    assert asyncio.run(events(replay_between=True)) == 1  # the replay arrived after the event: ignored
+    assert requests.post(receiver, data=body, timeout=5).json() == {"stored": False}
+    assert wstore.pending(sqlite_engine, TENANT, DIVISION) == []
+    assert _audit(sqlite_engine, "duplicate") == 2
