@@ -55,7 +55,7 @@ from ml_connector.errors import (
     TokenChainBroken,
     TransientError,
 )
-from ml_connector.exact import odata
+from ml_connector.exact import daily_budget, odata
 from ml_connector.flows import runtime
 from ml_connector.flows.invoice_poll.build import EntryInvalid, PlannedEntry, external_ref, plan_entry
 from ml_connector.flows.invoice_poll.common import (
@@ -306,6 +306,7 @@ class Poster:
         self._master = master
         self.lease = lease
         self.lookup: Lookup | None = None
+        self.costs: dict[int, int] = {}  # calls each invoice needs (exact.daily_budget.entry_cost), by entry id
         self._accounts: dict[str, str | None] = {}  # JAGGAER vendor id -> Exact supplier (this run's links)
         self.out = Outcomes()
         with session_scope(ctx.engine) as s:
@@ -357,8 +358,14 @@ class Poster:
             self._count_stop(self.stopped, len(entry_ids))
             return
         ahead: dict[int, Loaded] = {}
+        plan: daily_budget.PostPlan | None = None
         for n, entry_id in enumerate(entry_ids):
             try:
+                if plan is None:  # the division's daily Exact budget: post what fits (exact.daily_budget)
+                    plan = daily_budget.PostPlan(self.ctx, self.division, self.costs)
+                if self.lookup is None and not plan.admit(entry_ids[n:], before=1):
+                    plan.leave(self.out, entry_ids[n:])
+                    return
                 if self.errors >= MAX_ERRORS_PER_RUN:
                     raise DivisionStopped(
                         f"{self.errors} error answers from Exact for division {self.division} in this run"
@@ -377,7 +384,14 @@ class Poster:
                         )
                         self.out.add("not_sent", n=len(entry_ids) - n)
                         return
+                if not plan.admit(entry_ids[n:]):
+                    plan.leave(self.out, entry_ids[n:])
+                    return
                 self.post_one(entry_id, ahead.pop(entry_id, None))
+            except RateBudgetExhausted as spent:
+                # what is left is kept for others (or Exact's cap is reached): this invoice and the rest wait
+                (plan or daily_budget.PostPlan(self.ctx, self.division, {})).leave(self.out, entry_ids[n:], spent)
+                return
             except DivisionStopped as stop:
                 self._stop(stop, len(entry_ids) - n - (1 if stop.current_done else 0))
                 return
@@ -906,6 +920,7 @@ def post(ctx: FlowContext, master: Mapping[str, Any] | None = None) -> Outcomes:
     lease.start_heartbeat()
     try:
         poster = Poster(ctx, division, MasterData.from_dict(dict(master)) if master else None, lease)
+        poster.costs = {e.id: daily_budget.entry_cost(e, ledger.unresolved(e)) for e in found}
         poster.run(work)
     finally:
         lease.release()
