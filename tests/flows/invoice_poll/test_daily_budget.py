@@ -78,9 +78,7 @@ def run_as_tasks(w: World, window: tuple[datetime, datetime], run_id: str) -> di
 
 def division_calls(w: World, division: int) -> Counter[int]:
     """Exact API calls to ``division`` since the last clear, by HTTP status."""
-    return Counter(
-        int(c["status"]) for c in w.exact.calls()["log"] if c["path"].startswith(f"/api/v1/{division}/")
-    )
+    return Counter(int(c["status"]) for c in w.exact.calls()["log"] if c["path"].startswith(f"/api/v1/{division}/"))
 
 
 def test_a_backlog_above_the_share_posts_what_fits_keeps_the_reserve_and_finishes_the_next_day(
