@@ -18,7 +18,7 @@ import pytest
 from invoice_poll_support import DIV_MFG, World, day_window
 
 from ml_connector.exact.clock import SimClock
-from ml_connector.exact.daily_budget import LEFT, left_lines
+from ml_connector.exact.daily_budget import LEFT, left_lines, reset_text
 from ml_connector.flows import runtime
 from ml_connector.flows.invoice_poll import FLOW
 
@@ -114,7 +114,11 @@ def test_a_backlog_above_the_share_posts_what_fits_keeps_the_reserve_and_finishe
     assert len(w.entries(DIV_MFG)) == posted
 
     # the run is green with a warning; report, alert and console say how many wait and when the budget resets
-    when = f"{reset:%Y-%m-%d} 00:00 GMT (Europe/London)"
+    when = reset_text(reset, "Europe/London")  # the tenant's invoice_poll.timezone
+    assert reset_text(datetime(2026, 12, 9, tzinfo=UTC), "Europe/London") == "2026-12-09 00:00 GMT (Europe/London)"
+    assert reset_text(datetime(2026, 7, 1, tzinfo=UTC), "Europe/London") == (
+        "2026-07-01 01:00 BST (Europe/London), 00:00 UTC"
+    )
     line = f"{left} invoices left for tomorrow (budget resets at {when})"
     assert day1["counts"][LEFT] == left and not day1["problems"]
     assert day1["warnings"] == [f"[invoice_poll] division {DIV_MFG}: {line}"]
