@@ -6,22 +6,23 @@ default 0.9): it may call the division while more than ``limit x (1 - share)`` c
 poll keeps 1,500 calls for the PO push and searches, the PO push 500 for searches. Exact's headers, not our own
 counting, say what is left (other processes of the app spend from the same budget), so a share is "how deep into the
 day's budget this flow may go", enforced for every call of the flow by the rate limiter (:func:`bind`:
-``RateBudgetExhausted`` before a call that would go deeper). A fresh task knows nothing until its first call to the
-division answers, so that first call is made whatever is left (one call at most into what is kept).
+``RateBudgetExhausted`` before a call that would go deeper). A task learns what is left from the first answer of
+the division, or before any call from what an earlier task kept when it stopped for the budget (:func:`remember`, in
+the cursor table): without that memory its first call goes out whatever is left (one call at most into the reserve).
 
-The invoice poll's post stage plans on top (:class:`PostPlan`): what a batch needs (one POST per invoice; an
-invoice an earlier attempt left ``posting`` is searched first: one GET per ``YourRef`` it had; the look before the
-batch: one request per 40 suppliers and 60 entries) is compared with what is left of its share as soon as that is
-known, and it posts, in the order the next run continues (those left ``posting`` first, then oldest first), the
-invoices that fit while keeping :data:`MARGIN` calls for one invoice's worst case (an unclear answer: a search, a
-second POST, a second search). The rest stay ``pending`` with the reason "left for tomorrow (budget resets at …)";
-the stage ends normally (the task is green), counts them ``left_for_tomorrow``, and the report, the alert and the
-console say "N invoices left for tomorrow (budget resets at …)". The next run takes them first (ledger order).
+The invoice poll's post stage plans on top (:class:`PostPlan`). What the batch needs — one POST per invoice, and for
+an invoice an earlier attempt left ``posting`` a search first (one GET per ``YourRef`` it had, usually one); the
+look before the batch costs at least one request, and what is left is read again from its answer — is compared with
+what is left of its share as soon as that is known. It posts, in the order the next run continues (those left
+``posting`` first, then oldest first), the invoices that fit while keeping :data:`MARGIN` calls for one invoice's
+worst case (an unclear answer: a search, a second POST, a second search). The rest stay ``pending`` with the reason
+"left for tomorrow (budget resets at …)"; the stage ends normally (the task is green), counts them
+``left_for_tomorrow``, and the report, the alert and the console say "N invoices left for tomorrow (budget resets at
+…)". The next run takes them first (ledger order).
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -181,13 +182,6 @@ def fits(costs: Iterable[int], left: int, margin: int = MARGIN) -> int:
     return n
 
 
-def lookup_cost(suppliers: int, entries: int = 0) -> int:
-    """Requests of the look before a batch (``invoice_poll.look``): one per 40 suppliers, one per 60 entries read."""
-    if suppliers <= 0:
-        return 0
-    return max(math.ceil(suppliers / 40), math.ceil(entries / 60))
-
-
 def reset_text(reset_at: datetime | None, timezone: str = "UTC") -> str:
     """``2026-12-09 00:00 GMT (Europe/London)``, plus the UTC time when the zone is another."""
     if reset_at is None:
@@ -259,8 +253,8 @@ class PostPlan:
         return timezone_of(self.ctx.tenant, self.ctx.flow)
 
     def leave(self, out: Outcomes, entry_ids: list[int], exc: RateBudgetExhausted | None = None) -> None:
-        """Count ``entry_ids`` as left for the next day and say so on their ledger entries (they stay ``pending``,
-        or ``posting`` for one whose earlier write must be looked up first)."""
+        """Count ``entry_ids`` as left for the next day and say so on their ledger entries (they stay ``pending``;
+        one left ``posting`` stays so: its earlier write is looked up first next time)."""
         if not entry_ids:
             return
         a = self.now()
@@ -288,15 +282,16 @@ def entry_cost(entry: LedgerEntry, unresolved: bool) -> int:
 
 
 def mark_left(ctx: FlowContext, entry_ids: list[int], reason: str) -> list[str]:
-    """Write ``reason`` on the entries still ``pending``/``posting`` (no state change, so no audit row) with this
-    run's id; returns the first refs (for the report)."""
+    """Write ``reason`` on the entries still ``pending`` (no state change, so no audit row) with this run's id;
+    returns the first refs (for the report). An entry left ``posting`` (its earlier write is looked up first next
+    time) keeps its claim and run id untouched: ``runtime.left_open`` must not count it as this run's."""
     refs: list[str] = []
     with session_scope(ctx.engine) as s:
         for start in range(0, len(entry_ids), 500):
             chunk = entry_ids[start : start + 500]
             s.execute(
                 update(LedgerEntry)
-                .where(LedgerEntry.id.in_(chunk), LedgerEntry.state.in_(("pending", "posting")))
+                .where(LedgerEntry.id.in_(chunk), LedgerEntry.state == "pending")
                 .values(reason=reason[:4000], last_run_id=ctx.run_id)
                 .execution_options(synchronize_session=False)
             )
@@ -317,7 +312,7 @@ def left_lines(engine: Engine, tenant: str, flow: str | None = None, run_id: str
     111111: 105 invoices left for tomorrow (budget resets at …)``. ``run_id``: only those this run left."""
     where = [
         LedgerEntry.tenant == tenant,
-        LedgerEntry.state.in_(("pending", "posting")),
+        LedgerEntry.state == "pending",
         LedgerEntry.reason.like("left for tomorrow (%"),
     ]
     if flow:
