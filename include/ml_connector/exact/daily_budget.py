@@ -218,6 +218,14 @@ class PostPlan:
     def now(self) -> Allowance | None:
         return allowance(context_limiter(self.ctx), self.division)
 
+    def stops(self, out: Outcomes, rest: list[int], *, before: int = 0) -> bool:
+        """Whether the batch stops here for the budget: the next invoice of ``rest`` does not fit (then ``rest`` is
+        left for the next day: :meth:`leave`)."""
+        if self.admit(rest, before=before):
+            return False
+        self.leave(out, rest)
+        return True
+
     def admit(self, rest: list[int], *, before: int = 0) -> bool:
         """Whether the next invoice of ``rest`` (after ``before`` calls, e.g. the look) fits what is left."""
         if not rest:

@@ -358,13 +358,10 @@ class Poster:
             self._count_stop(self.stopped, len(entry_ids))
             return
         ahead: dict[int, Loaded] = {}
-        plan: daily_budget.PostPlan | None = None
+        plan = daily_budget.PostPlan(self.ctx, self.division, self.costs)  # post what fits the day's Exact share
         for n, entry_id in enumerate(entry_ids):
             try:
-                if plan is None:  # the division's daily Exact budget: post what fits (exact.daily_budget)
-                    plan = daily_budget.PostPlan(self.ctx, self.division, self.costs)
-                if self.lookup is None and not plan.admit(entry_ids[n:], before=1):
-                    plan.leave(self.out, entry_ids[n:])
+                if self.lookup is None and plan.stops(self.out, entry_ids[n:], before=1):
                     return
                 if self.errors >= MAX_ERRORS_PER_RUN:
                     raise DivisionStopped(
@@ -384,13 +381,12 @@ class Poster:
                         )
                         self.out.add("not_sent", n=len(entry_ids) - n)
                         return
-                if not plan.admit(entry_ids[n:]):
-                    plan.leave(self.out, entry_ids[n:])
+                if plan.stops(self.out, entry_ids[n:]):
                     return
                 self.post_one(entry_id, ahead.pop(entry_id, None))
             except RateBudgetExhausted as spent:
                 # what is left is kept for others (or Exact's cap is reached): this invoice and the rest wait
-                (plan or daily_budget.PostPlan(self.ctx, self.division, {})).leave(self.out, entry_ids[n:], spent)
+                plan.leave(self.out, entry_ids[n:], spent)
                 return
             except DivisionStopped as stop:
                 self._stop(stop, len(entry_ids) - n - (1 if stop.current_done else 0))
