@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ml_connector.exact.daily_budget import LEFT_REASON, reset_text
+from ml_connector.exact.daily_budget import reset_text
+from ml_connector.flows.budget_plan import LEFT_REASON
 from ml_connector.store.db import session_scope
 from ml_connector.store.models import LedgerEntry
 

@@ -222,7 +222,7 @@ def needs_a_person(engine: Engine, tenant: str, flow: str | None = None, limit: 
 def left_for_tomorrow(engine: Engine, tenant: str) -> list[str]:
     """Records waiting for the next day's Exact call budget (still ``pending``: not a person's job), one line per
     flow and division: ``[invoice_poll] division 111111: 105 invoices left for tomorrow (budget resets at …)``."""
-    from ml_connector.exact.daily_budget import left_lines
+    from ml_connector.flows.budget_plan import left_lines
 
     return left_lines(engine, tenant)
 

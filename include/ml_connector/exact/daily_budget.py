@@ -1,4 +1,4 @@
-"""Each flow's share of a division's daily Exact call budget, and the invoice poll's plan against it.
+"""Each flow's share of a division's daily Exact call budget: the limiter's stop, its memory, what is left.
 
 Exact allows 5,000 calls a day per app and division (``X-RateLimit-Limit``), shared by every flow that calls the
 division. Each flow has a share (``invoice_poll.exact_daily_share``, default 0.7; ``po_push.exact_daily_share``,
@@ -10,51 +10,30 @@ day's budget this flow may go", enforced for every call of the flow by the rate 
 the division, or before any call from what an earlier task kept when it stopped for the budget (:func:`remember`, in
 the cursor table): without that memory its first call goes out whatever is left (one call at most into the reserve).
 
-The invoice poll's post stage plans on top (:class:`PostPlan`). What the batch needs — one POST per invoice, and for
-an invoice an earlier attempt left ``posting`` a search first (one GET per ``YourRef`` it had, usually one); the
-look before the batch costs at least one request, and what is left is read again from its answer — is compared with
-what is left of its share as soon as that is known. It posts, in the order the next run continues (those left
-``posting`` first, then oldest first), the invoices that fit while keeping :data:`MARGIN` calls for one invoice's
-worst case (an unclear answer: a search, a second POST, a second search). The rest stay ``pending`` with the reason
-"left for tomorrow (budget resets at …)"; the stage ends normally (the task is green), counts them
-``left_for_tomorrow``, and the report, the alert and the console say "N invoices left for tomorrow (budget resets at
-…)". The next run takes them first (ledger order).
+The invoice poll's post stage plans its batch against what is left (``flows.budget_plan``).
 """
 
 from __future__ import annotations
 
-import re
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 
 from ml_connector.store.db import session_scope
-from ml_connector.store.models import LedgerEntry
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from ml_connector.config.tenant import TenantConfig
-    from ml_connector.errors import RateBudgetExhausted
     from ml_connector.exact.ratelimit import RateLimiter
-    from ml_connector.flows.runtime import FlowContext, Outcomes
+    from ml_connector.flows.runtime import FlowContext
 
-#: The outcome a post stage counts the records it left for the next day as (not a failure: the task stays green).
-LEFT = "left_for_tomorrow"
-#: The ledger reason of a record left for the next day; the console and the report find them by it.
-LEFT_REASON = "left for tomorrow (budget resets at {when}): {why}"
-_LEFT_RE = re.compile(r"^left for tomorrow \(budget resets at (.*?)\): ")
-#: Calls kept back for the worst case of the last invoice admitted: after an unclear POST, a search, one more POST
-#: and one more search (``invoice_poll.post.Poster._send``).
-MARGIN = 3
 #: What a share leaves, by flow (for the limiter's message).
 KEPT_FOR = {"invoice_poll": "the PO push and searches", "po_push": "searches and a person's mlc commands"}
-_WHAT = {"invoice_poll": "invoice", "po_push": "purchase order"}
+WHAT = {"invoice_poll": "invoice", "po_push": "purchase order"}
 
 
 def share_of(tenant: TenantConfig, flow: str) -> float | None:
@@ -171,17 +150,6 @@ def allowance(limiter: RateLimiter | None, division: int, now: float | None = No
     return Allowance(division, b.daily_limit, b.daily_remaining, limiter.kept(division), reset)
 
 
-def fits(costs: Iterable[int], left: int, margin: int = MARGIN) -> int:
-    """How many of ``costs``, taken in order, can be spent from ``left`` keeping ``margin``."""
-    n, spent = 0, 0
-    for cost in costs:
-        if spent + cost + margin > left:
-            break
-        spent += cost
-        n += 1
-    return n
-
-
 def reset_text(reset_at: datetime | None, timezone: str = "UTC") -> str:
     """``2026-12-09 00:00 GMT (Europe/London)``, plus the UTC time when the zone is another."""
     if reset_at is None:
@@ -197,154 +165,5 @@ def reset_text(reset_at: datetime | None, timezone: str = "UTC") -> str:
 
 def left_text(n: int, flow: str, reset_at: datetime | None, timezone: str = "UTC") -> str:
     """The one line people see: ``105 invoices left for tomorrow (budget resets at …)``."""
-    what = _WHAT.get(flow, "record")
+    what = WHAT.get(flow, "record")
     return f"{n} {what}{'s' if n != 1 else ''} left for tomorrow (budget resets at {reset_text(reset_at, timezone)})"
-
-
-# ------------------------------------------------------------------------------------------------ the post plan
-class PostPlan:
-    """The invoice poll post stage's budget for one division (module docstring).
-
-    ``costs``: calls each ledger entry of the batch needs (:func:`entry_cost`), by entry id. :meth:`admit` is asked
-    before each invoice (and before the look); the first time what is left is known it logs the plan for the whole
-    rest of the batch. :meth:`leave` records what is left for the next day."""
-
-    def __init__(self, ctx: FlowContext, division: int, costs: Mapping[int, int]):
-        self.ctx = ctx
-        self.division = division
-        self.costs = dict(costs)
-        self.planned = False
-
-    def now(self) -> Allowance | None:
-        return allowance(context_limiter(self.ctx), self.division)
-
-    def stops(self, out: Outcomes, rest: list[int], *, before: int = 0) -> bool:
-        """Whether the batch stops here for the budget: the next invoice of ``rest`` does not fit (then ``rest`` is
-        left for the next day: :meth:`leave`)."""
-        if self.admit(rest, before=before):
-            return False
-        self.leave(out, rest)
-        return True
-
-    def admit(self, rest: list[int], *, before: int = 0) -> bool:
-        """Whether the next invoice of ``rest`` (after ``before`` calls, e.g. the look) fits what is left."""
-        if not rest:
-            return True
-        a = self.now()
-        if a is None:
-            return True  # nothing known yet: the first call tells (the limiter still refuses one into the reserve)
-        if not self.planned:
-            self._plan(a, rest, before)
-        return fits([self.costs.get(rest[0], 1)], a.left - before) == 1
-
-    def _plan(self, a: Allowance, rest: list[int], before: int) -> None:
-        self.planned = True
-        costs = [self.costs.get(i, 1) for i in rest]
-        n = fits(costs, a.left - before)
-        self.ctx.logger.info(
-            "division %s: %d invoice(s) need about %d Exact call(s)%s; %d of %d calls are left today, %d kept for %s: "
-            "%s",
-            self.division,
-            len(rest),
-            sum(costs) + before,
-            f" ({before} for the look before posting)" if before else "",
-            a.remaining,
-            a.limit,
-            a.kept,
-            KEPT_FOR["invoice_poll"],
-            "all fit"
-            if n == len(rest)
-            else f"{n} fit, {left_text(len(rest) - n, 'invoice_poll', a.reset_at, self._tz())}",
-        )
-
-    def _tz(self) -> str:
-        return timezone_of(self.ctx.tenant, self.ctx.flow)
-
-    def leave(self, out: Outcomes, entry_ids: list[int], exc: RateBudgetExhausted | None = None) -> None:
-        """Count ``entry_ids`` as left for the next day and say so on their ledger entries (they stay ``pending``;
-        one left ``posting`` stays so: its earlier write is looked up first next time)."""
-        if not entry_ids:
-            return
-        a = self.now()
-        reset = (exc.reset_at if exc is not None else None) or (a.reset_at if a is not None else None)
-        when = reset_text(reset, self._tz())
-        why = (
-            f"the invoice poll's share of Exact's daily calls for division {self.division} is used"
-            + (f" ({a.remaining} of {a.limit} left, {a.kept} kept for {KEPT_FOR['invoice_poll']})" if a else "")
-            + "; the next run posts it first"
-        )
-        limiter = context_limiter(self.ctx)
-        if limiter is not None:
-            remember(self.ctx.engine, self.ctx.tenant.name, self.division, limiter)
-        refs = mark_left(self.ctx, entry_ids, LEFT_REASON.format(when=when, why=why))
-        line = left_text(len(entry_ids), self.ctx.flow, reset, self._tz())
-        out.add(LEFT, n=len(entry_ids), detail=f"division {self.division}: {line}")
-        out.ids.setdefault(LEFT, []).extend(refs[: max(0, 50 - len(out.ids.get(LEFT, [])))])
-        self.ctx.logger.warning("division %s: %s", self.division, line)
-
-
-def entry_cost(entry: LedgerEntry, unresolved: bool) -> int:
-    """Calls one invoice needs: its POST, and a search (one GET per ``YourRef``; usually one) first when an earlier
-    write may have reached Exact."""
-    return 2 if unresolved else 1
-
-
-def mark_left(ctx: FlowContext, entry_ids: list[int], reason: str) -> list[str]:
-    """Write ``reason`` on the entries still ``pending`` (no state change, so no audit row) with this run's id;
-    returns the first refs (for the report). An entry left ``posting`` (its earlier write is looked up first next
-    time) keeps its claim and run id untouched: ``runtime.left_open`` must not count it as this run's."""
-    refs: list[str] = []
-    with session_scope(ctx.engine) as s:
-        for start in range(0, len(entry_ids), 500):
-            chunk = entry_ids[start : start + 500]
-            s.execute(
-                update(LedgerEntry)
-                .where(LedgerEntry.id.in_(chunk), LedgerEntry.state == "pending")
-                .values(reason=reason[:4000], last_run_id=ctx.run_id)
-                .execution_options(synchronize_session=False)
-            )
-        refs = [
-            str(ref or sid)
-            for ref, sid in s.execute(
-                select(LedgerEntry.source_ref, LedgerEntry.source_id)
-                .where(LedgerEntry.id.in_(entry_ids[:50]))
-                .order_by(LedgerEntry.id)
-            )
-        ]
-    return refs
-
-
-# ------------------------------------------------------------------------------------------------ report, console
-def left_lines(engine: Engine, tenant: str, flow: str | None = None, run_id: str | None = None) -> list[str]:
-    """One line per flow and division with records waiting for the next day's budget: ``[invoice_poll] division
-    111111: 105 invoices left for tomorrow (budget resets at …)``. ``run_id``: only those this run left."""
-    where = [
-        LedgerEntry.tenant == tenant,
-        LedgerEntry.state == "pending",
-        LedgerEntry.reason.like("left for tomorrow (%"),
-    ]
-    if flow:
-        where.append(LedgerEntry.flow == flow)
-    if run_id:
-        where.append(LedgerEntry.last_run_id == run_id)
-    groups: dict[tuple[str, int | None], dict[str, int]] = defaultdict(dict)
-    with session_scope(engine) as s:
-        rows = s.execute(
-            select(LedgerEntry.flow, LedgerEntry.division, LedgerEntry.reason, func.count())
-            .where(*where)
-            .group_by(LedgerEntry.flow, LedgerEntry.division, LedgerEntry.reason)
-        ).all()
-    for fl, division, reason, n in rows:
-        m = _LEFT_RE.match(reason or "")
-        when = m.group(1) if m else "the next daily reset"
-        groups[(fl, division)][when] = groups[(fl, division)].get(when, 0) + int(n)
-    lines = []
-    for (fl, division), by_reset in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
-        n = sum(by_reset.values())
-        when = sorted(by_reset)[-1]  # the latest reset named (the most recent run's)
-        what = _WHAT.get(fl, "record")
-        where_text = f"division {division}: " if division is not None else ""
-        lines.append(
-            f"[{fl}] {where_text}{n} {what}{'s' if n != 1 else ''} left for tomorrow (budget resets at {when})"
-        )
-    return lines

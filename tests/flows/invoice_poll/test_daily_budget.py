@@ -18,8 +18,9 @@ import pytest
 from invoice_poll_support import DIV_MFG, World, day_window
 
 from ml_connector.exact.clock import SimClock
-from ml_connector.exact.daily_budget import LEFT, left_lines, reset_text
+from ml_connector.exact.daily_budget import reset_text
 from ml_connector.flows import runtime
+from ml_connector.flows.budget_plan import LEFT, left_lines
 from ml_connector.flows.invoice_poll import FLOW
 
 LIMIT = 60  # Exact's daily calls per division, in this test

@@ -55,8 +55,8 @@ from ml_connector.errors import (
     TokenChainBroken,
     TransientError,
 )
-from ml_connector.exact import daily_budget, odata
-from ml_connector.flows import runtime
+from ml_connector.exact import odata
+from ml_connector.flows import budget_plan, runtime
 from ml_connector.flows.invoice_poll.build import EntryInvalid, PlannedEntry, external_ref, plan_entry
 from ml_connector.flows.invoice_poll.common import (
     CHECK_PREFIX,
@@ -306,7 +306,7 @@ class Poster:
         self._master = master
         self.lease = lease
         self.lookup: Lookup | None = None
-        self.costs: dict[int, int] = {}  # calls each invoice needs (exact.daily_budget.entry_cost), by entry id
+        self.costs: dict[int, int] = {}  # calls each invoice needs (flows.budget_plan.entry_cost), by entry id
         self._accounts: dict[str, str | None] = {}  # JAGGAER vendor id -> Exact supplier (this run's links)
         self.out = Outcomes()
         with session_scope(ctx.engine) as s:
@@ -358,7 +358,7 @@ class Poster:
             self._count_stop(self.stopped, len(entry_ids))
             return
         ahead: dict[int, Loaded] = {}
-        plan = daily_budget.PostPlan(self.ctx, self.division, self.costs)  # post what fits the day's Exact share
+        plan = budget_plan.PostPlan(self.ctx, self.division, self.costs)  # post what fits the day's Exact share
         for n, entry_id in enumerate(entry_ids):
             try:
                 if self.lookup is None and plan.stops(self.out, entry_ids[n:], before=1):
@@ -916,7 +916,7 @@ def post(ctx: FlowContext, master: Mapping[str, Any] | None = None) -> Outcomes:
     lease.start_heartbeat()
     try:
         poster = Poster(ctx, division, MasterData.from_dict(dict(master)) if master else None, lease)
-        poster.costs = {e.id: daily_budget.entry_cost(e, ledger.unresolved(e)) for e in found}
+        poster.costs = {e.id: budget_plan.entry_cost(e, ledger.unresolved(e)) for e in found}
         poster.run(work)
     finally:
         lease.release()

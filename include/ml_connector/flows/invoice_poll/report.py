@@ -16,8 +16,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from ml_connector.exact import daily_budget
-from ml_connector.flows import runtime
+from ml_connector.flows import budget_plan, runtime
 from ml_connector.flows.invoice_poll.common import FLOW, short
 from ml_connector.flows.invoice_poll.extract import MISSING_ID, WINDOW_NOT_READ, WITHDRAWN
 from ml_connector.flows.runtime import FlowContext, Outcomes, report
@@ -63,13 +62,13 @@ def report_run(
 
 
 def budget_warnings(ctx: FlowContext, merged: Outcomes) -> list[str]:
-    """Invoices this run left for the next day (Exact's daily budget, ``exact.daily_budget``): one line per
+    """Invoices this run left for the next day (Exact's daily budget, ``flows.budget_plan``): one line per
     division, logged as a warning and alerted. Not a failure: the run stays green, the invoices stay pending and the
     next run posts them first."""
     if ctx.dry_run:
         return []
-    lines = daily_budget.left_lines(ctx.engine, ctx.tenant.name, FLOW, run_id=ctx.run_id)
-    if not lines and merged[daily_budget.LEFT]:  # the ledger moved on meanwhile (e.g. a later attempt posted them)
+    lines = budget_plan.left_lines(ctx.engine, ctx.tenant.name, FLOW, run_id=ctx.run_id)
+    if not lines and merged[budget_plan.LEFT]:  # the ledger moved on meanwhile (e.g. a later attempt posted them)
         return []
     if lines:
         from ml_connector.alerts import budget_alert_text
