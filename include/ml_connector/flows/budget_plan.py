@@ -143,6 +143,38 @@ class PostPlan:
         self.ctx.logger.warning("division %s: %s", self.division, line)
 
 
+def check_room(ctx: FlowContext, division: int, what: str) -> None:
+    """Raise ``RateBudgetExhausted`` (nothing sent) when what is left of the day's share, as far as known, cannot
+    post even one invoice (one POST plus :data:`MARGIN`): reading ``what`` (the supplier list, the master data) then
+    would only spend calls kept for others, for invoices that wait for tomorrow anyway."""
+    from ml_connector.errors import RateBudgetExhausted
+
+    a = allowance(context_limiter(ctx), division)
+    if a is not None and fits([1], a.left) == 0:
+        raise RateBudgetExhausted(
+            f"not reading {what} of division {division}: {a.remaining} of {a.limit} Exact calls are left today and "
+            f"{a.kept} are kept for {KEPT_FOR.get(ctx.flow, 'other work')}, too few to post one invoice",
+            reset_at=a.reset_at,
+        )
+
+
+def stage_refused(ctx: FlowContext, stage: str, exc: RateBudgetExhausted, n: int) -> None:
+    """A stage before the post (map vendors, validate) was refused its first Exact call for the day's share: it
+    ends normally without touching its ``n`` records (no call was sent). The refusal is remembered
+    (``exact.daily_budget``), so the post stage knows it without a call and leaves the pending invoices for
+    tomorrow with the reason, and the report warns once (:meth:`PostPlan.leave`)."""
+    when = reset_text(exc.reset_at, timezone_of(ctx.tenant, ctx.flow))
+    ctx.logger.warning(
+        "division %s: %s skipped for %d invoice(s): the %s's share of Exact's daily calls is used (budget resets at "
+        "%s); they wait for the next run",
+        ctx.division,
+        stage,
+        n,
+        ctx.flow.replace("_", " "),
+        when,
+    )
+
+
 def entry_cost(entry: LedgerEntry, unresolved: bool) -> int:
     """Calls one invoice needs: its POST, and a search (one GET per ``YourRef``; usually one) first when an earlier
     write may have reached Exact."""

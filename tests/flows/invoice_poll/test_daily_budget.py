@@ -166,3 +166,50 @@ def test_a_backlog_above_the_share_posts_what_fits_keeps_the_reserve_and_finishe
     assert left_lines(w.engine, "demo") == []
     assert w.ledger(new["summary"]["invoiceId"]).state == "posted"
     assert numbers  # (invoice numbers, for the failure messages above)
+
+
+def test_a_second_run_the_same_day_after_the_share_is_spent_is_green_and_spends_no_call(
+    world: World, sim_hooks: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every stage treats "share spent" like the post does: map vendors (a new vendor needs Exact's supplier list)
+    and validate (master data) are refused before sending, end normally and change nothing; the post leaves every
+    pending invoice for tomorrow; the report warns once with the count and the reset; not one Exact call."""
+    w = world
+    w.exact.settings(daily_limit=LIMIT)
+    now = datetime.fromtimestamp(float(w.exact.clock()["time"]), UTC)
+    six = now.replace(hour=6, minute=0, second=0, microsecond=0)
+    six += timedelta(days=1) if six <= now else timedelta(0)
+    w.exact.advance((six - now).total_seconds())
+    reset = (six + timedelta(days=1)).replace(hour=0)
+    for i in range(50):
+        w.invoice(supplier_invoice_number=f"AGAIN-{i:02d}", minute=i, lines=[{"unit_price": f"{10 + i}.00"}])
+    first = run_as_tasks(w, day_window(w.day), "day-1")
+    left = first["counts"][LEFT]
+    assert left > 0
+
+    # later the same day: one invoice of a vendor linked on day 1 (validate needs master data), one of a vendor never
+    # seen (map vendors needs the supplier list); both reads are refused before anything is sent
+    known = w.invoice(supplier_invoice_number="AGAIN-KNOWN", hour=11, lines=[{"unit_price": "5.00"}])
+    new = w.invoice(supplier_number="1002", supplier_invoice_number="AGAIN-NEWVENDOR", hour=11)
+    w.clear_calls()
+    caplog.clear()
+    caplog.set_level(logging.INFO)
+    again = run_as_tasks(w, day_window(w.day), "day-1-b")  # raises if any stage or the report is red
+
+    assert sum(division_calls(w, DIV_MFG).values()) == 0, w.exact.calls()["log"]
+    stages = again["stages"]
+    assert stages[f"map_vendors_{DIV_MFG}"]["counts"] == {}  # nothing held, skipped or failed
+    assert "master" not in stages[f"validate_{DIV_MFG}"]
+    assert stages[f"post_{DIV_MFG}"]["counts"] == {LEFT: left + 2}
+    line = f"{left + 2} invoices left for tomorrow (budget resets at {reset_text(reset, 'Europe/London')})"
+    assert again["warnings"] == [f"[invoice_poll] division {DIV_MFG}: {line}"] and not again["problems"]
+    assert line in again["note"]
+    alerts = [r.getMessage() for r in caplog.records if r.name == "ml_connector.alerts" and "ALERT" in r.getMessage()]
+    assert len([a for a in alerts if "left for tomorrow" in a]) == 1, alerts
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("map vendors skipped for 1 invoice(s)" in m for m in logged), logged
+    assert any("validate skipped for " in m for m in logged), logged
+    for inv in (known, new):
+        entry = w.ledger(inv["summary"]["invoiceId"])
+        assert entry.state == "pending", entry.state
+        assert entry.reason.startswith("left for tomorrow (budget resets at "), entry.reason
