@@ -255,6 +255,21 @@ def budget_alert_text(tenant: TenantConfig, flow: str, run_id: str, lines: list[
     return subject, body
 
 
+def budget_paused_alert_text(tenant: TenantConfig, flow: str, run_id: str, line: str) -> tuple[str, str]:
+    """Subject and body of the once-a-day warning that a flow paused for its share of Exact's daily calls
+    (``flows.budget_plan.po_paused``). Not a failure: the runs stay green and go on by themselves after the reset."""
+    section = getattr(tenant, flow, None)
+    share = getattr(section, "exact_daily_share", None)
+    setting = f"{flow}.exact_daily_share" + (f" ({share:g})" if isinstance(share, float) else "")
+    body = (
+        f"Run {run_id}: {line}.\n\nNothing failed and nothing is lost: what was not read or pushed stays for the next "
+        "run (the sync cursor does not move past it), and the runs until the reset send nothing and stay green. "
+        f"This alert is sent once per division and day. If it happens every day, raise {setting} in the tenant file, "
+        "or ask Exact for a higher daily limit."
+    )
+    return f"{tenant.name}/{flow}: {line}", body
+
+
 # --- task callback ----------------------------------------------------------------------------------------------
 def _load_tenant(tenant_name: str) -> TenantConfig | None:
     try:

@@ -240,3 +240,49 @@ def left_lines(engine: Engine, tenant: str, flow: str | None = None, run_id: str
             f"[{fl}] {where_text}{n} {what}{'s' if n != 1 else ''} left for tomorrow (budget resets at {when})"
         )
     return lines
+
+
+# ------------------------------------------------------------------------------------------------ the PO push paused
+#: The outcome a PO push stage counts when its share of the division's daily Exact calls is spent (not a failure).
+PAUSED = "budget_paused"
+#: Where the day's "PO push paused" alert is remembered (cursor table: one row per flow and division; the value is
+#: the reset it named), so the 15-minute runs until the reset alert once.
+ALERTED_FLOW = "exact_budget_alerted"
+
+
+def paused_line(ctx: FlowContext, division: int, exc: RateBudgetExhausted) -> tuple[str, str]:
+    """``("PO push paused in division D until <reset>: Exact daily share spent (N calls kept for searches)", the
+    reset's key)``."""
+    a = allowance(context_limiter(ctx), division)
+    reset = exc.reset_at or (a.reset_at if a is not None else None)
+    kept = a.kept if a is not None else 0
+    line = (
+        f"PO push paused in division {division} until {reset_text(reset, timezone_of(ctx.tenant, ctx.flow))}: "
+        f"Exact daily share spent ({kept} calls kept for searches)"
+    )
+    key = reset.isoformat() if reset is not None else f"day of {ctx.run_id}"
+    return line, key
+
+
+def po_paused(ctx: FlowContext, stage: str, exc: RateBudgetExhausted, out: Outcomes) -> str:
+    """A PO push stage was refused a call for the day's share (nothing sent): count it (``budget_paused``, with
+    the line as the detail the report lists), log a warning, and alert once per division and budget day (not on
+    every 15-minute run until the reset). Returns the line."""
+    from ml_connector.flows import runtime
+    from ml_connector.store.cursors import get_cursor, set_cursor
+
+    division = ctx.division if ctx.division is not None else 0
+    line, key = paused_line(ctx, division, exc)
+    out.add(PAUSED, f"division {division}", detail=f"{stage}: {line}")
+    ctx.logger.warning("%s (%s: %s)", line, stage, exc)
+    scope = f"{ctx.flow}:{division}"
+    with session_scope(ctx.engine) as s:
+        first = get_cursor(s, ctx.tenant.name, ALERTED_FLOW, scope) != key
+        if first:
+            set_cursor(s, ctx.tenant.name, ALERTED_FLOW, scope, key)
+    if first:
+        from ml_connector.alerts import budget_paused_alert_text
+
+        subject, body = budget_paused_alert_text(ctx.tenant, ctx.flow, ctx.run_id, line)
+        runtime.send_alert(ctx.tenant, subject, body)
+    return line
