@@ -2,7 +2,8 @@
 (``exact.daily_budget``): real Airflow task execution against both sandboxes in-process.
 
 Airflow 3 has no "yellow" task state: the post task and the run end **success**, and the warning is in the report
-task's XCom (``warnings``, ``note``), its log and the alert; the invoices left stay ``pending``.
+task's XCom (``warnings``, ``note``), its log and the alert; the invoices left stay ``pending``. A second run the
+same day (share spent) is green in every task and spends no Exact call.
 """
 
 from __future__ import annotations
@@ -77,3 +78,22 @@ def test_a_backlog_above_the_share_ends_green_with_the_warning_and_leaves_the_re
     states = [w.ledger(i["summary"]["invoiceId"]).state for i in invoices]
     assert states == ["posted"] * posted + ["pending"] * left
     assert len(w.entries(DIV_MFG)) == posted
+
+    # a second run the same day, after the share is spent, with an invoice of a vendor never seen (map vendors would
+    # need Exact's supplier list) and one of a known vendor (validate would need the master data): every task green,
+    # not one Exact call, the warning once with the count and the reset
+    w.invoice(hour=9, minute=1, supplier_invoice_number="DAG-CAP-KNOWN")
+    w.invoice(hour=9, minute=2, supplier_number="1002", supplier_invoice_number="DAG-CAP-NEWVENDOR")
+    w.clear_calls()
+    caplog.clear()
+    again = build_dag(load_tenant(TENANT)).test(logical_date=logical + timedelta(minutes=30))
+    assert again.state == DagRunState.SUCCESS
+    tis = {ti.task_id: (str(ti.state), ti.try_number) for ti in again.get_task_instances()}
+    assert all(state in ("success", "skipped") and tries == 1 for state, tries in tis.values()), tis
+    assert all(tis[f"division_{DIV_MFG}.{t}"][0] == "success" for t in ("map_vendors", "validate", "post")), tis
+    assert not [c for c in w.exact.calls()["log"] if c["path"].startswith(f"/api/v1/{DIV_MFG}/")]
+    summary2 = again.get_task_instance("report").xcom_pull(task_ids="report")
+    line2 = f"{left + 2} invoices left for tomorrow (budget resets at {reset_text(reset, 'Europe/London')})"
+    assert summary2["warnings"] == [f"[invoice_poll] division {DIV_MFG}: {line2}"], summary2
+    assert summary2["counts"]["left_for_tomorrow"] == left + 2 and not summary2["problems"]
+    assert len([r for r in caplog.records if line2 in r.getMessage() and "ALERT" in r.getMessage()]) == 1
