@@ -19,6 +19,7 @@ from bench.measure import REPO, git_info, machine_facts, machine_snapshot
 SCENARIOS = ("po_push", "invoice_poll", "serving", "token_chain", "webhooks")
 FLOW_SCENARIOS = ("po_push", "invoice_poll")
 RESULTS_DIR = REPO / "bench"
+SCENARIOS += ("daily_cap",)  # bench/daily_cap.py: a backlog above the invoice poll's daily Exact share
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -262,6 +262,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         from bench.webhooks import render as render_webhooks
 
         lines += render_webhooks(scenarios["webhooks"])
+    lines += _daily_cap(scenarios.get("daily_cap") or {})
     problems = _problems(scenarios)
     errors = results.get("errors") or {}
     if problems or errors:
@@ -271,3 +272,28 @@ def render_markdown(results: dict[str, Any]) -> str:
                      "within budget, 0 token errors).")  # fmt: skip
     lines.append("")
     return "\n".join(lines)
+
+
+def _daily_cap(dc: dict[str, Any]) -> list[str]:
+    """The daily-cap scenario (bench/daily_cap.py): day 1 posts what fits the share, day 2 the rest."""
+    if not dc.get("day1"):
+        return []
+    d1, d2 = dc["day1"], dc["day2"]
+    return [
+        f"**Daily cap** ({_n(dc['backlog'])} invoices waiting for one division; Exact's daily limit set to "
+        f"{_n(dc['daily_limit'])} calls, the invoice poll's share {dc['share']:g}: {_n(dc['kept'])} kept for the PO "
+        "push and searches; the sandbox clock moves on a day between the runs).",
+        "",
+        "| day | posted | left for tomorrow | Exact calls (division) | calls left at the end | 429s | run |",
+        "|---|---|---|---|---|---|---|",
+        f"| 1 | {_n(d1['counts'].get('posted', 0))} | {_n(d1['counts'].get('left_for_tomorrow', 0))} "
+        f"| {_n(d1['exact_calls'])} | {_n(d1['left_in_budget'])} (≥ {_n(dc['kept'])} kept) | {_n(d1['429'])} "
+        f"| {'green' if d1['run_green'] and d1['post_tasks_green'] else 'red'}, warning |",
+        f"| 2 | {_n(d2['counts'].get('posted', 0))} | {_n(d2['counts'].get('left_for_tomorrow', 0))} "
+        f"| {_n(d2['exact_calls'])} | - | {_n(d2['429'])} "
+        f"| {'green' if d2['run_green'] and d2['post_tasks_green'] else 'red'} |",
+        "",
+        f'Day 1\'s report, alert and console: "{dc["report_line"]}". After day 2: {_n(dc["in_exact"])} entries in '
+        f"Exact for {_n(dc['backlog'])} invoices, {_n(dc['duplicates'])} duplicates.",
+        "",
+    ]

@@ -285,6 +285,46 @@ def token_failure_alert(tenant: TenantConfig, exc: TokenChainBroken) -> None:
     exc.alerted = True  # type: ignore[attr-defined]  # failure_callback will not send it again
 
 
+def budget_alert_text(tenant: TenantConfig, flow: str, run_id: str, lines: list[str]) -> tuple[str, str]:
+    """Subject and body of the warning that a run left records for the next day (Exact's daily call budget:
+    ``exact.daily_budget``). Not a failure: the run is green; nothing needs a person unless it happens every day."""
+    section = getattr(tenant, flow, None)
+    share = getattr(section, "exact_daily_share", None)
+    first = lines[0].split("] ", 1)[-1] if lines else "records left for tomorrow"
+    more = f" (and {len(lines) - 1} more division(s))" if len(lines) > 1 else ""
+    subject = f"{tenant.name}/{flow}: {first}{more}"
+    setting = (
+        f"{flow}.exact_daily_share ({share:g}: it may use {share:.0%} of a division's daily Exact calls and keeps the "
+        "rest for the other flow and for searches)"
+        if isinstance(share, float)
+        else f"{flow}.exact_daily_share"
+    )
+    body = (
+        f"Run {run_id}: Exact Online's daily call budget that this flow may use is spent, so it stopped before "
+        "spending what is kept for others:\n"
+        + "\n".join(f"  - {line}" for line in lines)
+        + "\n\nNothing failed: these records stay pending and the next run sends them first, before newer ones "
+        "(without duplicates; the ledger knows what was sent). If this happens every day, the backlog is larger than "
+        f"the budget: raise {setting} in the tenant file, or ask Exact for a higher daily limit."
+    )
+    return subject, body
+
+
+def budget_paused_alert_text(tenant: TenantConfig, flow: str, run_id: str, line: str) -> tuple[str, str]:
+    """Subject and body of the once-a-day warning that a flow paused for its share of Exact's daily calls
+    (``flows.budget_plan.po_paused``). Not a failure: the runs stay green and go on by themselves after the reset."""
+    section = getattr(tenant, flow, None)
+    share = getattr(section, "exact_daily_share", None)
+    setting = f"{flow}.exact_daily_share" + (f" ({share:g})" if isinstance(share, float) else "")
+    body = (
+        f"Run {run_id}: {line}.\n\nNothing failed and nothing is lost: what was not read or pushed stays for the next "
+        "run (the sync cursor does not move past it), and the runs until the reset send nothing and stay green. "
+        f"This alert is sent once per division and day. If it happens every day, raise {setting} in the tenant file, "
+        "or ask Exact for a higher daily limit."
+    )
+    return f"{tenant.name}/{flow}: {line}", body
+
+
 # --- task callback ----------------------------------------------------------------------------------------------
 def _load_tenant(tenant_name: str) -> TenantConfig | None:
     try:

@@ -136,3 +136,46 @@ def test_po_number_format_without_division_is_fine_for_one_po_division(tmp_path:
         "    po_push:\n      divisions: [2]\n      po_number_format: 'PO{order_number:06d}'\n"
     )
     assert load_tenants(path)["t"].po_push.po_number_format == "PO{order_number:06d}"
+
+
+SHARES = """\
+tenants:
+  ok:
+    exact: {conn_id: e, divisions: [1]}
+    jaggaer: {conn_id: j}
+    invoice_poll: {exact_daily_share: "60%"}
+  over:
+    exact: {conn_id: e, divisions: [1]}
+    jaggaer: {conn_id: j}
+    invoice_poll: {exact_daily_share: 1.5}
+  word:
+    exact: {conn_id: e, divisions: [1]}
+    jaggaer: {conn_id: j}
+    po_push: {exact_daily_share: most}
+  nothing_left:
+    exact: {conn_id: e, divisions: [1]}
+    jaggaer: {conn_id: j}
+    invoice_poll: {exact_daily_share: 0.95}
+"""
+
+
+def test_daily_budget_shares_are_fractions_and_leave_the_po_push_a_reserve(tmp_path: Path) -> None:
+    """Each flow's share of a division's daily Exact calls (exact.daily_budget): defaults leave a reserve, a share
+    is a fraction (or a percentage) above 0 and at most 1, and the invoice poll's must be below the PO push's."""
+    demo = load_tenants(DEMO)["demo"]
+    assert (demo.invoice_poll.exact_daily_share, demo.po_push.exact_daily_share) == (0.7, 0.9)
+    path = tmp_path / "tenants.yaml"
+    path.write_text(SHARES)
+    with pytest.raises(ConfigError) as info:
+        load_tenants(path)
+    problems = info.value.problems
+    assert len(problems) == 3, problems
+    over, word, nothing_left = problems
+    assert over.startswith(f"{path}:9: tenant 'over': invoice_poll.exact_daily_share: ") and "at most 1" in over
+    assert word.startswith(f"{path}:13: tenant 'word': po_push.exact_daily_share: 'most' is not a share") and (
+        'e.g. 0.7, or "70%"' in word
+    )
+    assert nothing_left.startswith(f"{path}:17: tenant 'nothing_left': invoice_poll.exact_daily_share: ")
+    assert "(0.95) must be below po_push.exact_daily_share (0.9)" in nothing_left
+    path.write_text(SHARES.split("  over:")[0])
+    assert load_tenants(path)["ok"].invoice_poll.exact_daily_share == 0.6

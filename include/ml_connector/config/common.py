@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 
 class Section(BaseModel):
@@ -36,3 +36,26 @@ def _check_cron(value: str) -> str:
 
 TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
 CronExpr = Annotated[str, AfterValidator(_check_cron)]
+
+
+def _check_share(value: object) -> float:
+    """A flow's share of a division's daily Exact calls: a fraction above 0 and at most 1 (``0.7``), or a percentage
+    written as such (``"70%"``)."""
+    hint = (
+        "give the fraction of the division's daily Exact calls this flow may use, above 0 and at most 1 "
+        '(e.g. 0.7, or "70%"); what it leaves is kept for the other flow and for searches'
+    )
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"{value!r} is not a share: {hint}")
+    text = str(value).strip()
+    try:
+        share = float(text.rstrip("%").strip()) / (100.0 if text.endswith("%") else 1.0)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a share: {hint}") from None
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"{value!r} is not above 0 and at most 1: {hint}")
+    return share
+
+
+#: ``exact_daily_share`` of a flow (``config.invoice_poll`` / ``config.po_push``; ``exact.daily_budget``).
+DailyShare = Annotated[float, BeforeValidator(_check_share)]

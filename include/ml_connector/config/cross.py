@@ -12,12 +12,15 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from ml_connector.config.common import DailyShare
 from ml_connector.config.po_push import po_number_fields
 
 Loc = tuple[str | int, ...]
 
 _INTS: TypeAdapter[list[int]] = TypeAdapter(list[int])
 _INT: TypeAdapter[int] = TypeAdapter(int)
+_SHARE: TypeAdapter[float] = TypeAdapter(DailyShare)
+DEFAULT_SHARES = {"invoice_poll": 0.7, "po_push": 0.9}  # as in InvoicePollConfig / PoPushConfig
 DEFAULT_PO_NUMBER_FORMAT = "{division}-{order_number}"
 
 
@@ -87,6 +90,7 @@ def cross_field_problems(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
                     f"division {division} is not in exact.divisions {known}: list only the tenant's divisions",
                 )
             )
+    problems += _share_problems(data)
     if isinstance(fmt, str) and len(pushed) > 1:
         try:
             names = po_number_fields(fmt)
@@ -103,3 +107,27 @@ def cross_field_problems(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
                 )
             )
     return problems
+
+
+def _share_problems(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
+    """The invoice poll stops at ``limit x (1 - its share)`` calls left, the PO push at ``limit x (1 - its share)``:
+    a PO push share not above the invoice poll's would leave the PO push nothing once the invoice poll has run."""
+    shares: dict[str, float] = {}
+    for flow, default in DEFAULT_SHARES.items():
+        section = _section(data, flow)
+        if section.get("enabled") is False:
+            return []
+        try:
+            shares[flow] = _SHARE.validate_python(section.get("exact_daily_share", default))
+        except ValidationError:
+            return []  # the field error says it
+    if shares["invoice_poll"] < shares["po_push"]:
+        return []
+    return [
+        (
+            ("invoice_poll", "exact_daily_share"),
+            f"invoice_poll.exact_daily_share ({shares['invoice_poll']:g}) must be below po_push.exact_daily_share "
+            f"({shares['po_push']:g}): the invoice poll may use Exact's daily calls down to what the PO push keeps, "
+            "which would leave the PO push nothing on a day with a backlog of invoices (e.g. 0.7 and 0.9)",
+        )
+    ]

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator
 
-from ml_connector.config.common import CronExpr, Section, TimeZoneName
+from ml_connector.config.common import CronExpr, DailyShare, Section, TimeZoneName
 
 
 def _rate(value: Any) -> Decimal:
@@ -64,6 +64,11 @@ class InvoicePollConfig(Section):
     # A division not listed accepts every ISO 4217 code. Checked before anything is sent to Exact.
     currencies_by_division: dict[int, list[str]] = Field(default_factory=dict)
     rounding_tolerance: Decimal = Field(default=Decimal("0.02"), ge=0)
+    # Share of each division's daily Exact calls (5,000 per app and division) the invoice poll may use: it posts what
+    # fits and leaves the rest for the next day while limit x (1 - share) calls are still left, kept for the PO push
+    # and for searches. Must be below po_push.exact_daily_share (checked by TenantConfig). docs/invoice-poll.md
+    # "Daily budget".
+    exact_daily_share: DailyShare = 0.7
 
     @field_validator("vat_codes_by_taxable", mode="before")
     @classmethod

@@ -6,7 +6,7 @@ import string
 
 from pydantic import Field, field_validator
 
-from ml_connector.config.common import CronExpr, Section, TimeZoneName
+from ml_connector.config.common import CronExpr, DailyShare, Section, TimeZoneName
 
 #: The fields ``po_number_format`` may use.
 PO_NUMBER_FIELDS = ("division", "order_number", "tenant")
@@ -48,6 +48,9 @@ class PoPushConfig(Section):
     # data (name, VAT, address, ...) of this division when it has the code, else of the first PO division listed
     # that has it. Unset: the first PO division. Must be one of the PO divisions (checked by TenantConfig).
     supplier_master_division: int | None = None
+    # Share of each division's daily Exact calls the PO push may use: it stops while limit x (1 - share) calls are
+    # still left, kept for searches (look-ups after an unclear write, a person's mlc commands). docs/po-push.md.
+    exact_daily_share: DailyShare = 0.9
 
     @field_validator("po_number_format")
     @classmethod

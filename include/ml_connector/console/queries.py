@@ -219,6 +219,14 @@ def needs_a_person(engine: Engine, tenant: str, flow: str | None = None, limit: 
     return [g for g in groups.values() if g.entries]
 
 
+def left_for_tomorrow(engine: Engine, tenant: str) -> list[str]:
+    """Records waiting for the next day's Exact call budget (still ``pending``: not a person's job), one line per
+    flow and division: ``[invoice_poll] division 111111: 105 invoices left for tomorrow (budget resets at …)``."""
+    from ml_connector.flows.budget_plan import left_lines
+
+    return left_lines(engine, tenant)
+
+
 def attention_counts(engine: Engine, tenant: str) -> dict[str, int]:
     with session_scope(engine) as session:
         result = session.execute(

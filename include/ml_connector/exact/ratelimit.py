@@ -8,7 +8,8 @@ The budget is shared with every other process of the app, so the headers, not ou
   in the window (``interval = time_left / remaining``): a steady run never sees a 429.
 - **429** (empty body, no ``Retry-After``): wait until the minutely reset the response (or the last one) names;
   never a reset in the past (clock skew), never unbounded (``max_wait``), short growing waits when no usable reset.
-- **Daily budget spent**: ``RateBudgetExhausted(reset_at)`` before sending anything more.
+- **Daily budget spent**: ``RateBudgetExhausted(reset_at)`` before sending anything more; also when only the calls
+  this flow keeps for others are left (``keep_share``, a flow's ``exact_daily_share``: ``exact.daily_budget``).
 - ``current/Me`` and other division-less calls do not count and are not paced (the hook does not call in here).
 
 All times are on the injected ``clock`` (epoch seconds) and waits go through the injected ``sleep``, so a test can
@@ -18,6 +19,7 @@ run the whole thing on a sandbox's sped-up clock.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -87,6 +89,18 @@ class RateLimiter:
         self.max_wait = max_wait
         self._budgets: dict[int, DivisionBudget] = {}
         self._lock = threading.Lock()
+        #: the fraction of each division's daily limit left for others (1 - the flow's share; 0: spend it all)
+        self.keep_share = 0.0
+        self.keep_for = "other work"  # for whom, in the message
+        self.share_of = "this flow's share"  # whose share, in the message
+        #: called with the division just before a call is refused for the daily budget (``exact.daily_budget``
+        #: remembers it, so the next task refuses without spending a call to learn it)
+        self.on_spent: Callable[[int], None] | None = None
+
+    def kept(self, division: int) -> int:
+        """Calls of ``division``'s daily budget this process leaves for others (0 while the limit is unknown)."""
+        limit = self.budget(division).daily_limit
+        return math.ceil(limit * self.keep_share - 1e-9) if limit and self.keep_share > 0 else 0
 
     def budget(self, division: int) -> DivisionBudget:
         with self._lock:
@@ -99,6 +113,7 @@ class RateLimiter:
         now = self.clock()
         if b.daily_remaining is not None and b.daily_remaining <= 0:
             if b.daily_reset is not None and b.daily_reset > now:
+                self._spent(division)
                 raise RateBudgetExhausted(
                     f"Exact daily call budget for division {division} is spent "
                     f"({b.daily_limit} calls); it resets at {_fmt(b.daily_reset)}",
@@ -106,6 +121,16 @@ class RateLimiter:
                 )
             # The reset is behind us (or our clock runs ahead): the day rolled over; the next answer will tell.
             b.daily_remaining = None
+        keep = self.kept(division)
+        spent = b.daily_remaining is not None and b.daily_remaining <= keep
+        if keep and spent and b.daily_reset is not None and b.daily_reset > now:
+            self._spent(division)
+            raise RateBudgetExhausted(
+                f"{self.share_of} of Exact's daily call budget for division {division} is used: "
+                f"{b.daily_remaining} of {b.daily_limit} calls are left and {keep} are kept for {self.keep_for}; "
+                f"it resets at {_fmt(b.daily_reset)}",
+                reset_at=datetime.fromtimestamp(b.daily_reset, tz=UTC),
+            )
         if b.minutely_remaining is None or b.minutely_reset is None:
             return 0.0
         left = b.minutely_reset - now
@@ -119,6 +144,13 @@ class RateLimiter:
         interval = left / b.minutely_remaining
         since = now - b.last_call_at if b.last_call_at is not None else interval
         return max(0.0, min(interval - since, self.max_wait))
+
+    def _spent(self, division: int) -> None:
+        if self.on_spent is not None:
+            try:
+                self.on_spent(division)
+            except Exception:  # remembering is an optimisation: the refusal stands
+                log.exception("could not remember that division %s's daily budget is spent", division)
 
     def before_call(self, division: int) -> float:
         """Wait as the budget requires; returns the seconds waited."""

@@ -285,6 +285,9 @@ class FlowContext:
         if "exact" not in self._hooks:
             factory = _hook_factories.get("exact") or _default_exact_hook
             self._hooks["exact"] = factory(self)
+            from ml_connector.exact.daily_budget import bind
+
+            bind(self._hooks["exact"], self)  # every call keeps this flow's share (docstring there)
         return self._hooks["exact"]
 
     def jaggaer_hook(self) -> Any:

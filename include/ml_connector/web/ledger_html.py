@@ -32,6 +32,7 @@ BASE = """<!DOCTYPE html>
 <h2>{{ title }}</h2>
 <p class="muted">Tenant {{ tenant }}{% if tenants|length > 1 %} (also: {% for t in tenants if t != tenant %}<a href="?tenant={{ t|urlencode }}">{{ t }}</a> {% endfor %}){% endif %} &middot; signed in as {{ actor.name }}{% if actor.role %} ({{ actor.role }}){% endif %}{% if not actor.can_edit %} &middot; read only: actions need the role {{ edit_roles }}{% endif %}</p>
 {% if flash %}<div class="box ok" id="flash">{{ flash }}</div>{% endif %}
+{% if budget_lines %}<div class="box" id="budget">{% for line in budget_lines %}<div>{{ line }}</div>{% endfor %}</div>{% endif %}
 {% if errors %}<div class="box err" id="errors"><ul>{% for e in errors %}<li>{{ e }}</li>{% endfor %}</ul></div>{% endif %}
 {% block body %}{% endblock %}
 </body></html>"""
@@ -145,5 +146,6 @@ def render(template: str, context: dict[str, Any]) -> str:
         "back": "",
         "tenants": [],
         "attention_total": 0,
+        "budget_lines": [],
     }
     return _env().get_template(template).render({**defaults, **context})

@@ -328,6 +328,7 @@ def _context(
     }
     if cfg is not None:
         ctx["attention_total"] = sum(queries.attention_counts(_engine(), cfg.name).values())
+        ctx["budget_lines"] = queries.left_for_tomorrow(_engine(), cfg.name)
     return ctx, cfg
 
 

@@ -85,6 +85,31 @@ def test_daily_budget_spent_raises_with_the_reset_time() -> None:
     assert rl.delay_for(7) >= 0
 
 
+def test_a_flow_share_keeps_part_of_the_daily_budget_for_others() -> None:
+    """``keep_share`` (1 - a flow's ``exact_daily_share``, set by ``exact.daily_budget.bind``): no call once only
+    what is kept is left; ``on_spent`` hears of it first; a new day lets calls through again."""
+    clock = FakeClock()
+    rl = RateLimiter(clock=clock, sleep=clock.sleep)
+    rl.keep_share, rl.keep_for, rl.share_of = 0.3, "the PO push", "the invoice poll's share"
+    told: list[int] = []
+    rl.on_spent = told.append
+    rl.observe(7, headers(m_left=50, m_reset=NOW + 30, d_left=1501, d_reset=NOW + 3600))
+    assert rl.kept(7) == 1500 and rl.delay_for(7) >= 0 and told == []
+    rl.observe(7, headers(m_left=49, m_reset=NOW + 30, d_left=1500, d_reset=NOW + 3600))
+    with pytest.raises(RateBudgetExhausted) as err:
+        rl.before_call(7)
+    assert told == [7] and err.value.reset_at is not None
+    assert str(err.value).startswith(
+        "the invoice poll's share of Exact's daily call budget for division 7 is used: 1500 of 5000 calls are left "
+        "and 1500 are kept for the PO push; it resets at "
+    )
+    rl.keep_share = 0.0  # a flow without a share spends to the last call
+    assert rl.delay_for(7) >= 0
+    rl.keep_share = 0.3
+    clock.t += 3601  # the reset is behind: the next answer tells
+    assert rl.delay_for(7) >= 0
+
+
 def test_reset_in_seconds_is_tolerated() -> None:
     clock = FakeClock()
     rl = RateLimiter(clock=clock, sleep=clock.sleep, burst=0)

@@ -57,7 +57,7 @@ from ml_connector.errors import (
     TransientError,
 )
 from ml_connector.exact import odata
-from ml_connector.flows import runtime
+from ml_connector.flows import budget_plan, runtime
 from ml_connector.flows.invoice_poll.build import EntryInvalid, PlannedEntry, external_ref, plan_entry
 from ml_connector.flows.invoice_poll.common import (
     CHECK_PREFIX,
@@ -307,6 +307,7 @@ class Poster:
         self._master = master
         self.lease = lease
         self.lookup: Lookup | None = None
+        self.costs: dict[int, int] = {}  # calls each invoice needs (flows.budget_plan.entry_cost), by entry id
         self._accounts: dict[str, str | None] = {}  # JAGGAER vendor id -> Exact supplier (this run's links)
         self.out = Outcomes()
         with session_scope(ctx.engine) as s:
@@ -332,8 +333,11 @@ class Poster:
     # -- the batch -----------------------------------------------------------------------------------------------
     def run(self, entry_ids: list[int]) -> None:
         ahead: dict[int, Loaded] = {}
+        plan = budget_plan.PostPlan(self.ctx, self.division, self.costs)  # post what fits the day's Exact share
         for n, entry_id in enumerate(entry_ids):
             try:
+                if self.lookup is None and plan.stops(self.out, entry_ids[n:], before=1):
+                    return
                 if self.errors >= MAX_ERRORS_PER_RUN:
                     raise DivisionStopped(
                         f"{self.errors} error answers from Exact for division {self.division} in this try"
@@ -352,7 +356,13 @@ class Poster:
                         )
                         self.out.add("not_sent", n=len(entry_ids) - n)
                         return
+                if plan.stops(self.out, entry_ids[n:]):
+                    return
                 self.post_one(entry_id, ahead.pop(entry_id, None))
+            except RateBudgetExhausted as spent:
+                # what is left is kept for others (or Exact's cap is reached): this invoice and the rest wait
+                plan.leave(self.out, entry_ids[n:], spent)
+                return
             except DivisionStopped as stop:
                 self._stop(stop, len(entry_ids) - n - (1 if stop.current_done else 0))
                 return
@@ -882,6 +892,7 @@ def post(ctx: FlowContext, master: Mapping[str, Any] | None = None) -> Outcomes:
     lease.start_heartbeat()
     try:
         poster = Poster(ctx, division, MasterData.from_dict(dict(master)) if master else None, lease)
+        poster.costs = {e.id: budget_plan.entry_cost(e, ledger.unresolved(e)) for e in found}
         poster.run(work)
     finally:
         lease.release()

@@ -5,7 +5,9 @@ Besides the stages' failures, these are **problems** (named, alerted, red run): 
 without an ``invoiceId`` (``missing_invoice_id``) and a gap older than the catch-up limit that the run could not
 read (``window_not_read``). Invoices already in Exact that JAGGAER withdrew (``withdrawn_after_post``) or changed
 (``changed_after_post``) get an alert of their own saying what to check in Exact; they do not make the run red
-(nothing failed: a person decides about the Exact entry).
+(nothing failed: a person decides about the Exact entry). Invoices left for the next day because the invoice poll's
+share of Exact's daily calls was spent (``left_for_tomorrow``) are a warning: logged, alerted, in the summary's
+``warnings`` and ``note``, the run stays green (:func:`budget_warnings`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from ml_connector.flows import runtime
+from ml_connector.flows import budget_plan, runtime
 from ml_connector.flows.invoice_poll.common import FLOW, short
 from ml_connector.flows.invoice_poll.extract import MISSING_ID, WINDOW_NOT_READ, WITHDRAWN
 from ml_connector.flows.run_states import qualify
@@ -54,7 +56,31 @@ def report_run(
     problems += extract_problems(merged)
     details = [] if ctx.dry_run else held_listing(ctx)
     alert_exact_corrections(ctx, merged)
-    return report(ctx, merged, details, problems=problems, raise_on_failure=raise_on_failure)
+    warnings = budget_warnings(ctx, merged)
+    summary = report(ctx, merged, details, problems=problems, raise_on_failure=raise_on_failure)
+    if warnings:
+        summary["warnings"] = warnings
+        summary["note"] += "; warning: " + "; ".join(w.split("] ", 1)[-1] for w in warnings)
+    return summary
+
+
+def budget_warnings(ctx: FlowContext, merged: Outcomes) -> list[str]:
+    """Invoices this run left for the next day (Exact's daily budget, ``flows.budget_plan``): one line per
+    division, logged as a warning and alerted. Not a failure: the run stays green, the invoices stay pending and the
+    next run posts them first."""
+    if ctx.dry_run:
+        return []
+    lines = budget_plan.left_lines(ctx.engine, ctx.tenant.name, FLOW, run_id=ctx.run_id)
+    if not lines and merged[budget_plan.LEFT]:  # the ledger moved on meanwhile (e.g. a later attempt posted them)
+        return []
+    if lines:
+        from ml_connector.alerts import budget_alert_text
+
+        for line in lines:
+            ctx.logger.warning("WARNING %s", line)
+        subject, body = budget_alert_text(ctx.tenant, FLOW, ctx.run_id, lines)
+        runtime.send_alert(ctx.tenant, subject, body)
+    return lines
 
 
 def extract_problems(merged: Outcomes) -> list[str]:

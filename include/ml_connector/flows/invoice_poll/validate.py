@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ml_connector.errors import RateBudgetExhausted
+from ml_connector.flows import budget_plan
 from ml_connector.flows.invoice_poll.build import EntryInvalid, plan_entry
 from ml_connector.flows.invoice_poll.common import CHECK_PREFIX, DATA_PREFIX, FLOW, id_filter
 from ml_connector.flows.invoice_poll.invoice import InvoiceDataError, parse_invoice
@@ -70,7 +72,14 @@ def validate(ctx: FlowContext) -> dict[str, Any]:
     work = [w for w in _work(ctx, division) if w[5]]
     if not work:
         return out.to_dict()
-    master = MasterData.load(ctx.exact_hook(), division)
+    try:
+        budget_plan.check_room(ctx, division, "the master data")
+        master = MasterData.load(ctx.exact_hook(), division)
+    except RateBudgetExhausted as spent:
+        # the day's Exact share is spent (refused before sending): nothing is checked now, nothing changes; the post
+        # stage leaves the pending invoices for tomorrow without a call (flows.budget_plan)
+        budget_plan.stage_refused(ctx, "validate", spent, len(work))
+        return out.to_dict()
     with session_scope(ctx.engine) as s:
         rules = CodeRules.load(s, ctx.tenant)
     for entry_id, number, state, old_reason, payload, account in work:

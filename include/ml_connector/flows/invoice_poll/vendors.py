@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from ml_connector.errors import AmbiguousWriteError, RateBudgetExhausted, RejectedError, TokenChainBroken
 from ml_connector.exact import odata
+from ml_connector.flows import budget_plan
 from ml_connector.flows.invoice_poll.common import (
     ACCOUNTS_ENDPOINT,
     DATA_PREFIX,
@@ -82,6 +83,7 @@ class VendorResolver:
     # -- Exact's suppliers ---------------------------------------------------------------------------------------
     def index(self) -> SupplierIndex:
         if self._index is None:
+            budget_plan.check_room(self.ctx, self.division, "the supplier list")
             rows = self.ctx.exact_hook().iter_collection(
                 self.division, ACCOUNTS_ENDPOINT, select=ACCOUNT_SELECT, filter="IsSupplier eq true"
             )
@@ -375,7 +377,13 @@ def map_vendors(ctx: FlowContext) -> Outcomes:
 
     resolver = VendorResolver(ctx, division)
     for vendor_id, items in by_vendor.items():
-        resolution = resolver.resolve(vendors[vendor_id])
+        try:
+            resolution = resolver.resolve(vendors[vendor_id])
+        except RateBudgetExhausted as spent:
+            # the day's Exact share is spent (refused before sending): these invoices stay as they are; the post
+            # stage, which knows it without a call, leaves the pending ones for tomorrow (flows.budget_plan)
+            budget_plan.stage_refused(ctx, "map vendors", spent, len(items))
+            continue
         with session_scope(ctx.engine) as s:
             for entry_id, number, state, reason in items:
                 entry = s.get(LedgerEntry, entry_id)

@@ -22,8 +22,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ml_connector.errors import ConfigError
+from ml_connector.errors import ConfigError, RateBudgetExhausted
 from ml_connector.exact import odata
+from ml_connector.flows import budget_plan
 from ml_connector.flows.po_push import model
 from ml_connector.flows.runtime import FlowContext, Outcomes
 from ml_connector.store import ledger
@@ -200,15 +201,28 @@ def _stage(ctx: FlowContext, division: int, orders: list[dict[str, Any]], outcom
 
 # --------------------------------------------------------------------------------------------------- stage
 def extract(ctx: FlowContext) -> Outcomes:
-    """Read and stage one division's changed orders (``ctx.division``). In a dry run: :func:`preview.preview`."""
+    """Read and stage one division's changed orders (``ctx.division``). In a dry run: :func:`preview.preview`.
+
+    When the PO push's share of the division's daily Exact calls is spent (``RateBudgetExhausted``: refused before
+    sending), the stage ends normally with ``budget_paused``: the cursors did not move (they are written only with
+    the last chunk), so the next run after the reset reads what this one did not."""
     if ctx.division is None:
         raise ValueError("extract needs a division (FlowContext.for_division)")
     if ctx.dry_run:
         from ml_connector.flows.po_push.preview import preview
 
         return preview(ctx)
-    division = ctx.division
     outcomes = Outcomes()
+    try:
+        return _extract(ctx, outcomes)
+    except RateBudgetExhausted as spent:
+        budget_plan.po_paused(ctx, "extract", spent, outcomes)
+        return outcomes
+
+
+def _extract(ctx: FlowContext, outcomes: Outcomes) -> Outcomes:
+    division = ctx.division
+    assert division is not None
     items = ItemGroups(ctx, division)
     tenant = ctx.tenant.name
 

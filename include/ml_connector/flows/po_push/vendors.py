@@ -41,7 +41,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ml_connector.crypto import get_crypto
-from ml_connector.errors import AmbiguousWriteError, RejectedError, TransientError
+from ml_connector.errors import AmbiguousWriteError, RateBudgetExhausted, RejectedError, TransientError
 from ml_connector.exact import odata
 from ml_connector.flows.po_push import model
 from ml_connector.flows.runtime import FlowContext, Outcomes
@@ -596,10 +596,44 @@ def collect_suppliers(ctx: FlowContext) -> Outcomes:
     division = ctx.division
     payloads = _open_payloads(ctx, division)
     wanted = wanted_suppliers(list(payloads.values()))
-    resolved, to_create = _resolve_known(ctx, division, wanted, link=True) if wanted else ({}, {})
+    try:
+        resolved, to_create = _resolve_known(ctx, division, wanted, link=True) if wanted else ({}, {})
+    except RateBudgetExhausted as spent:  # the day's share is spent (nothing sent): the unread suppliers wait
+        return _wait_for_budget(ctx, division, payloads, wanted, spent, outcomes)
     stage_candidates(ctx, division, to_create)
     _apply(ctx, payloads, resolved, outcomes, skip=set(to_create))
     outcomes.add("vendors_checked", n=len(wanted))
+    return outcomes
+
+
+def _wait_for_budget(
+    ctx: FlowContext,
+    division: int,
+    payloads: dict[int, dict[str, Any]],
+    wanted: dict[str, dict[str, Any]],
+    spent: RateBudgetExhausted,
+    outcomes: Outcomes,
+) -> Outcomes:
+    """The suppliers the map knows resolve as usual; the orders of those that needed Exact are ``held`` with the
+    pause as the reason (so the post does not take them as unmapped), counted ``waiting_for_budget`` (not
+    ``held``: nobody needs to act); the next run after the reset reads them and releases the orders."""
+    from ml_connector.flows import budget_plan
+
+    line = budget_plan.po_paused(ctx, "map vendors", spent, outcomes)
+    with session_scope(ctx.engine) as session:
+        known = known_links(session, ctx.tenant.name, division, list(wanted))
+        resolved = {a: _from_row(row, wanted[a]["label"]) for a, row in known.items()}
+    waiting = set(wanted) - set(resolved)
+    _apply(ctx, payloads, resolved, outcomes, skip=waiting)
+    with session_scope(ctx.engine) as session:
+        for entry_id, payload in payloads.items():
+            entry = session.get(LedgerEntry, entry_id)
+            if payload.get("supplier_id") not in waiting or entry is None or entry.state not in ("pending", "held"):
+                continue
+            reason = f"order {entry.source_ref}: {line}"
+            if entry.reason != reason:
+                ledger.transition(session, entry, "held", reason=reason, run_id=ctx.run_id)
+            outcomes.add("waiting_for_budget", entry.source_ref)
     return outcomes
 
 
