@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
 #: Characters that make a spreadsheet read a cell as a formula (OWASP).
@@ -114,3 +114,16 @@ def read_table(text: str) -> tuple[list[tuple[int, list[str]]], list[str]]:
             continue
         rows.append((number, [unescape_cell(cell) for cell in raw]))
     return rows, problems
+
+
+def csv_lines(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
+    """The CSV text, one line at a time (for a streamed download); ``None`` cells are empty."""
+    buffer = io.StringIO()
+    out = writer(buffer, lineterminator="\r\n")
+    out.writerow(header)
+    yield buffer.getvalue()
+    for row in rows:
+        buffer.seek(0)
+        buffer.truncate()
+        out.writerow(["" if v is None else v for v in row])
+        yield buffer.getvalue()

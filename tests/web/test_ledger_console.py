@@ -22,7 +22,7 @@ from web_support import csrf_of
 
 from ml_connector.connector_db_hook import check_database
 from ml_connector.console import queries
-from ml_connector.console.csv_safe import csv_lines
+from ml_connector.csvsafe import csv_lines
 from ml_connector.store.db import session_scope
 from ml_connector.store.models import AuditLog, LedgerEntry
 from ml_connector.web.connection_test_fix import ConnectionTestPortZeroMiddleware, drop_port_zero

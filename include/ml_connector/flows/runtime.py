@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ml_connector.errors import ConfigError, RateBudgetExhausted, RejectedError, TokenChainBroken
 from ml_connector.flows.run_states import qualify, run_states, states_table
 from ml_connector.http import AuditContext, AuditSink, RetryPolicy
+from ml_connector.task_errors import RecordsFailed, fail_now, records_failure, token_failure
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -463,41 +464,6 @@ def _plain_params(params: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------------- fail fast
-def _fail(message: str) -> BaseException:
-    try:
-        from airflow.sdk.exceptions import AirflowFailException
-    except ImportError:  # pragma: no cover - outside Airflow
-        return RuntimeError(message)
-    return AirflowFailException(message)
-
-
-_token_failure_cls: type[BaseException] | None = None
-
-
-def _token_failure(exc: TokenChainBroken, message: str) -> BaseException:
-    """An exception that is both ``AirflowFailException`` (no retries) and ``TokenChainBroken`` (so
-    ``alerts.failure_callback`` recognises it and, seeing ``alerted``, does not alert a second time)."""
-    global _token_failure_cls
-    if _token_failure_cls is None:
-        try:
-            from airflow.sdk.exceptions import AirflowFailException
-        except ImportError:  # pragma: no cover - outside Airflow
-            return exc
-
-        class TokenChainFailure(AirflowFailException, TokenChainBroken):
-            def __init__(self, cause: TokenChainBroken, text: str) -> None:
-                Exception.__init__(self, text)
-                self.tenant = cause.tenant
-                self.reason = cause.reason
-                self.how_to_fix = cause.how_to_fix
-                self.system = getattr(cause, "system", "exact")
-                self.conn_id = getattr(cause, "conn_id", None)
-                self.alerted = getattr(cause, "alerted", False)
-
-        _token_failure_cls = TokenChainFailure
-    return _token_failure_cls(exc, message)  # type: ignore[call-arg]
-
-
 @contextmanager
 def fail_fast(tenant: TenantConfig | None) -> Iterator[None]:
     """Turn the errors a retry cannot fix into an immediate task failure (``AirflowFailException``, no retries).
@@ -519,12 +485,12 @@ def fail_fast(tenant: TenantConfig | None) -> Iterator[None]:
         if tenant is not None and not getattr(exc, "alerted", False):
             _send_token_alert(tenant, exc)
             exc.alerted = True  # type: ignore[attr-defined]
-        raise _token_failure(exc, _token_failure_text(exc)) from exc
+        raise token_failure(exc, _token_failure_text(exc)) from exc
     except ConfigError as exc:
-        raise _fail("Configuration problem:\n  " + "\n  ".join(exc.problems)) from exc
+        raise fail_now("Configuration problem:\n  " + "\n  ".join(exc.problems)) from exc
     except RateBudgetExhausted as exc:
         when = exc.reset_at.isoformat() if exc.reset_at else "the next daily reset (00:00 UTC)"
-        raise _fail(f"Exact daily rate budget exhausted; nothing more is sent before {when}. ({exc})") from exc
+        raise fail_now(f"Exact daily rate budget exhausted; nothing more is sent before {when}. ({exc})") from exc
     except RejectedError as exc:
         text = (
             f"{exc} — the request was refused, so it is not retried (each refusal counts against Exact's error "
@@ -532,7 +498,7 @@ def fail_fast(tenant: TenantConfig | None) -> Iterator[None]:
         )
         if tenant is not None:
             send_alert(tenant, "a request was refused", text)
-        raise _fail(text) from exc
+        raise fail_now(text) from exc
 
 
 def _token_failure_text(exc: TokenChainBroken) -> str:
@@ -634,10 +600,6 @@ class Outcomes:
             more = f"  {', '.join(refs[:10])}{' ...' if len(refs) > 10 else ''}" if refs else ""
             lines.append(f"  {o.ljust(width)}  {self.counts[o]:>5}{more}")
         return "\n".join(lines)
-
-
-class RecordsFailed(Exception):
-    """Raised by :func:`report` outside Airflow when records failed (in a task it is ``AirflowFailException``)."""
 
 
 def left_open(ctx: FlowContext, *, skip_refs: set[str] | frozenset[str] = frozenset()) -> Outcomes:
@@ -771,51 +733,11 @@ def report(
     }
     if raise_on_failure and (failing or left or problems):
         message = f"{note}. " + ("; ".join(problems + all_details[:5]))[:2000]
-        try:
-            from airflow.sdk.exceptions import AirflowFailException
-        except ImportError:  # pragma: no cover
-            raise RecordsFailed(message) from None
-        raise AirflowFailException(message)
+        raise fail_now(message, outside=RecordsFailed)
     return summary
 
 
 # --------------------------------------------------------------------------------------------------- tasks
-class RecordsNotDone(Exception):
-    """A post stage worked through its batch and some records of this attempt ended ``failed`` or ``ambiguous``.
-
-    Inside Airflow the raised exception is also an ``AirflowException`` (retryable: *not* ``AirflowFailException``),
-    so the task is retried with backoff and, once out of tries, shows red and can be cleared. ``outcomes`` is the
-    attempt's counts (also pushed as the task's XCom). ``report_alerts``: the report task alerts with the whole run's
-    table, so the task's failure callback stays quiet.
-    """
-
-    report_alerts = True
-
-    def __init__(self, message: str, outcomes: Mapping[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.outcomes = dict(outcomes or {})
-
-
-_records_failure_cls: type[BaseException] | None = None
-
-
-def _records_failure(message: str, outcomes: Mapping[str, Any]) -> BaseException:
-    """A :class:`RecordsNotDone` that is an ``AirflowException`` when Airflow is there."""
-    global _records_failure_cls
-    if _records_failure_cls is None:
-        try:
-            from airflow.sdk.exceptions import AirflowException
-        except ImportError:  # pragma: no cover - outside Airflow
-            return RecordsNotDone(message, outcomes)
-
-        class StageRecordsNotDone(AirflowException, RecordsNotDone):
-            def __init__(self, text: str, counts: Mapping[str, Any] | None = None) -> None:
-                RecordsNotDone.__init__(self, text, counts)
-
-        _records_failure_cls = StageRecordsNotDone
-    return _records_failure_cls(message, outcomes)  # type: ignore[call-arg]
-
-
 def records_not_done(outcomes: Outcomes | Mapping[str, Any], where: str, *, max_refs: int = 5) -> str | None:
     """The message a post task fails with when records of this attempt failed or were ambiguous (else ``None``):
     counts and the first few record refs per outcome; never a record's data, a server message or a secret."""
@@ -900,5 +822,5 @@ def run_stage(
         message = records_not_done(result if isinstance(result, Outcomes) else value, where)
         if message is not None:
             _push_return_value(context, value)
-            raise _records_failure(message, value)
+            raise records_failure(message, value)
     return value

@@ -364,20 +364,6 @@ def links_by_vat(session: Session, tenant: str, vat_number: str) -> list[VendorM
 SupplierLookup = Callable[[int, str | None, str | None], ExactSupplier | None]
 
 
-def exact_supplier_lookup(hook: Any) -> SupplierLookup:
-    """A :data:`SupplierLookup` over an ``ExactOnlineHook``: one ``crm/Accounts`` read, filtered on ``Code`` (padded
-    to Exact's 18 characters) or ``ID``."""
-    from ml_connector.exact import odata
-
-    def lookup(division: int, code: str | None, account_id: str | None) -> ExactSupplier | None:
-        by = f"Code eq {odata.string(odata.pad_code(code))}" if code else f"ID eq {odata.guid(str(account_id))}"
-        rows = list(hook.iter_collection(division, "crm/Accounts", select=ACCOUNT_SELECT + ",IsSupplier", filter=by))
-        suppliers = [r for r in rows if r.get("IsSupplier", True)]
-        return ExactSupplier.from_row(suppliers[0]) if suppliers else None
-
-    return lookup
-
-
 def check_exact_supplier(
     engine: Engine,
     lookup: SupplierLookup,

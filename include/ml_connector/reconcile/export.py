@@ -53,7 +53,7 @@ def file_name(saved: Saved, ext: str) -> str:
 
 def csv_bytes(saved: Saved) -> bytes:
     """Through the product's one CSV writer (it escapes the cells)."""
-    from ml_connector.console.csv_safe import csv_lines
+    from ml_connector.csvsafe import csv_lines
 
     rows = ([row[c] for c in COLUMNS] for row in _cells(saved, escape=False))
     return "".join(csv_lines(COLUMNS, rows)).encode("utf-8")

@@ -6,13 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
+from ml_connector.store.base import Base
 from ml_connector.store.types import EncryptedText, JSONType, UTCDateTime, utcnow
-
-
-class Base(DeclarativeBase):
-    pass
 
 
 class TokenRecord(Base):

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ml_connector.store.models import Base
+from ml_connector.store.base import Base
 from ml_connector.store.types import UTCDateTime, utcnow
 
 

@@ -192,7 +192,7 @@ def install(app: FastAPI, guards: dict[str, Any] | None = None) -> None:
         date_to: str = "",
     ) -> Response:
         from ml_connector.console import queries
-        from ml_connector.console.csv_safe import csv_lines
+        from ml_connector.csvsafe import csv_lines
 
         cfg, problem = _tenant(tenant)
         errors: list[str] = []

@@ -516,11 +516,25 @@ def _check_in_exact(
     return problem
 
 
+def exact_supplier_lookup(hook: Any) -> Any:
+    """A :data:`SupplierLookup` over an ``ExactOnlineHook``: one ``crm/Accounts`` read, filtered on ``Code`` (padded
+    to Exact's 18 characters) or ``ID``."""
+    from ml_connector.exact import odata
+    from ml_connector.mappings.vendors import ACCOUNT_SELECT, ExactSupplier
+
+    def lookup(division: int, code: str | None, account_id: str | None) -> ExactSupplier | None:
+        by = f"Code eq {odata.string(odata.pad_code(code))}" if code else f"ID eq {odata.guid(str(account_id))}"
+        rows = list(hook.iter_collection(division, "crm/Accounts", select=ACCOUNT_SELECT + ",IsSupplier", filter=by))
+        suppliers = [r for r in rows if r.get("IsSupplier", True)]
+        return ExactSupplier.from_row(suppliers[0]) if suppliers else None
+
+    return lookup
+
+
 def _supplier_lookup(cfg: Any) -> Any:
     """The tenant's Exact, asked through its ``ExactOnlineHook`` (the token chain in the connector database)."""
     from ml_connector.exact.hook import ExactOnlineHook
     from ml_connector.flows.runtime import http_policy
-    from ml_connector.mappings.vendors import exact_supplier_lookup
     from ml_connector.store.db import get_engine
 
     return exact_supplier_lookup(

@@ -60,8 +60,8 @@ def _env() -> Environment:
 
 
 def render(context: dict[str, Any]) -> str:
-    from ml_connector.web.app import _STYLE as APP_STYLE
     from ml_connector.web.ledger_html import _EXTRA_STYLE
+    from ml_connector.web.style import STYLE as APP_STYLE
 
     defaults: dict[str, Any] = {
         "style": APP_STYLE + _EXTRA_STYLE + _STYLE,
