@@ -296,6 +296,7 @@ def begin_post(
     target: dict[str, Any] | None = None,
     division: int | None = None,
     lease: PostingLease | None = None,
+    durable: bool = True,
 ) -> tuple[LedgerEntry, bool]:
     """Mark a record as being posted, committed before the write goes out.
 
@@ -309,10 +310,13 @@ def begin_post(
     when the stage no longer holds it); an entry in ``posting`` under another stage's claim whose lease is still
     live is refused (:class:`StateChanged`); the claim (lease scope, generation, owner) is recorded on the entry.
 
+    ``durable``: committed with a disk sync on SQLite (``store.db``). Only a caller whose next attempt looks for the
+    write at the target even when this mark is lost (the invoice poll's look before posting) passes False.
+
     Returns the entry and whether it was *already* ``posting`` (a previous attempt's outcome is unknown).
     """
     expected = tuple(states)
-    with session_scope(engine) as session:
+    with session_scope(engine, durable=durable) as session:
         if lease is not None:
             lease.fence(session)  # locks the lease row until this commits: no takeover slips in between
         entry = session.get(LedgerEntry, entry_id, with_for_update=True, populate_existing=True)
@@ -377,9 +381,9 @@ def finish(
     a stage that lost its lease records only the outcome of its own claim. False when nothing was recorded
     (the audit rows are written either way: they say what was sent).
 
-    Committed without a disk sync on SQLite (``session_scope(durable=False)``): an outcome lost to a power cut leaves
-    the record ``posting``, which is looked up in the target before anything is resent."""
-    with session_scope(engine, durable=False) as session:
+    Committed without a disk sync on SQLite (``store.db``): an outcome lost to a power cut leaves the record
+    ``posting``, which is looked up in the target before anything is resent."""
+    with session_scope(engine) as session:
         for event in audit_events:
             session.add(audit_row(event))
         entry = session.get(LedgerEntry, entry_id, with_for_update=True, populate_existing=True)

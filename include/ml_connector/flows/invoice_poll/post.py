@@ -426,10 +426,11 @@ class Poster:
         self.ctx.logger.info("division %s: %s", self.division, found.describe())
         return found
 
-    def _looked(self, entry: LedgerEntry, planned: PlannedEntry, number: str) -> bool:
+    def _looked(self, entry: LedgerEntry, planned: PlannedEntry, number: str, released: bool) -> bool:
         """A new invoice compared with the entries read before the batch: True when it is settled here (already in
-        Exact: recorded ``posted`` naming the entry; a same-``YourRef`` entry that differs: ``held``)."""
-        if self.lookup is None or _released_after_hold(self.ctx, entry):
+        Exact: recorded ``posted`` naming the entry; a same-``YourRef`` entry that differs: ``held``). ``released``:
+        a person requeued it after a duplicate hold (:func:`_released_after_hold`): not compared."""
+        if self.lookup is None or released:
             return False
         rows = self.lookup.candidates(planned.supplier_id, planned.your_ref)
         if not rows:
@@ -740,7 +741,8 @@ class Poster:
             self.out.add("quarantined", number, detail=f"invoice {number}: {problem}")
             return
         assert planned is not None
-        if not searched and entry.state == "pending" and self._looked(entry, planned, number):
+        released = _released_after_hold(ctx, entry)
+        if not searched and entry.state == "pending" and self._looked(entry, planned, number, released):
             return
 
         try:
@@ -753,6 +755,9 @@ class Poster:
                 target=Target.of(planned).to_json(),
                 division=planned.division,
                 lease=self.lease,
+                # a lost mark is recovered by the next run's look before posting (store.db), which finds an entry
+                # by supplier + YourRef; one released after a duplicate hold posts without looking: synced
+                durable=released or not (planned.your_ref or "").strip(),
             )
         except ledger.StateChanged as exc:
             ctx.logger.info("invoice %s: %s; skipped", number, exc)
