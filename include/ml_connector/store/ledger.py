@@ -95,6 +95,33 @@ def stage(
     ``repost_changed``: whether a change to a record already posted makes it pending again (a PO update goes to
     JAGGAER again; an invoice edited after posting must not be posted twice, so its change is only audited).
     """
+    result, _entry = stage_entry(
+        session,
+        tenant=tenant,
+        flow=flow,
+        source_id=source_id,
+        payload=payload,
+        source_ref=source_ref,
+        division=division,
+        run_id=run_id,
+        repost_changed=repost_changed,
+    )
+    return result
+
+
+def stage_entry(
+    session: Session,
+    *,
+    tenant: str,
+    flow: str,
+    source_id: str,
+    payload: dict[str, Any],
+    source_ref: str | None = None,
+    division: int | None = None,
+    run_id: str | None = None,
+    repost_changed: bool,
+) -> tuple[StageResult, LedgerEntry]:
+    """:func:`stage`, also returning the ledger entry (read under its row lock: no second query to find it)."""
     digest = payload_hash(payload)
     now = utcnow()
     insert_ignore(
@@ -140,22 +167,22 @@ def stage(
         raise LookupError(f"ledger entry {flow}/{source_id} vanished while staging")
     if created:
         _audit_state(session, entry, "staged", "new record", run_id)
-        return "new"
+        return "new", entry
     if entry.staged_hash == digest:
-        return "unchanged"
+        return "unchanged", entry
     entry.staged_hash = digest
     entry.source_ref = source_ref or entry.source_ref
     entry.division = division if division is not None else entry.division
     if entry.state == "posted" and not repost_changed:
         _audit_state(session, entry, "changed_after_post", "source changed after posting; not posted again", run_id)
-        return "changed"
+        return "changed", entry
     if entry.state in ("posted", "quarantined", "failed", "skipped", "held"):
         # posting: never reset here, the ambiguity must be resolved at the target first (the flow's post stage
         # looks it up); cancelled: the flow decides on revival.
         entry.state = "pending"
         entry.reason = None
     _audit_state(session, entry, "staged", "changed record", run_id)
-    return "changed"
+    return "changed", entry
 
 
 def insert_ignore(session: Session, table: Table, values: dict[str, Any], keys: tuple[str, ...]) -> bool:
