@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine, Table, insert, select
+from sqlalchemy import Engine, Table, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -283,6 +283,66 @@ def entries_with_payloads(
     if ids is not None:
         query = query.where(LedgerEntry.id.in_(list(ids)))
     return [(entry, payload) for entry, payload in session.execute(query.order_by(LedgerEntry.id)).all()]
+
+
+#: Records read per step by the streaming helpers below (issue 12: ~500 per transaction).
+CHUNK = 500
+
+
+def iter_id_chunks(
+    engine: Engine,
+    tenant: str,
+    flow: str,
+    *,
+    states: Iterable[str],
+    division: int | None = None,
+    source_ids: Iterable[str] | None = None,
+    size: int = CHUNK,
+) -> Iterator[list[int]]:
+    """The ids of the entries in ``states`` (optionally of one division / only ``source_ids``), ascending, ``size``
+    at a time, each chunk read in a short transaction of its own (keyset on the id: an entry that left ``states``
+    before its chunk was read is not returned; memory stays flat whatever the ledger holds)."""
+    wanted = list(states)
+    ids_filter = list(source_ids) if source_ids is not None else None
+    last = 0
+    while True:
+        query = select(LedgerEntry.id).where(
+            LedgerEntry.tenant == tenant,
+            LedgerEntry.flow == flow,
+            LedgerEntry.state.in_(wanted),
+            LedgerEntry.id > last,
+        )
+        if division is not None:
+            query = query.where(LedgerEntry.division == division)
+        if ids_filter is not None:
+            query = query.where(LedgerEntry.source_id.in_(ids_filter))
+        with session_scope(engine) as session:
+            chunk = list(session.scalars(query.order_by(LedgerEntry.id).limit(size)))
+        if not chunk:
+            return
+        yield chunk
+        if len(chunk) < size:
+            return
+        last = chunk[-1]
+
+
+def count_entries(
+    session: Session,
+    tenant: str,
+    flow: str,
+    *,
+    states: Iterable[str],
+    division: int | None = None,
+    source_ids: Iterable[str] | None = None,
+) -> int:
+    query = select(func.count()).where(
+        LedgerEntry.tenant == tenant, LedgerEntry.flow == flow, LedgerEntry.state.in_(list(states))
+    )
+    if division is not None:
+        query = query.where(LedgerEntry.division == division)
+    if source_ids is not None:
+        query = query.where(LedgerEntry.source_id.in_(list(source_ids)))
+    return int(session.scalar(query) or 0)
 
 
 def transition(

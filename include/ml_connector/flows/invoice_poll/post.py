@@ -40,7 +40,7 @@ audit log counts them) the division's batch stops the same way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -352,52 +352,61 @@ class Poster:
         return self._master
 
     # -- the batch -----------------------------------------------------------------------------------------------
-    def run(self, entry_ids: list[int]) -> None:
+    def run(self, chunks: Iterable[list[int]], total: int) -> None:
+        """Post the batch: ``chunks`` of entry ids (those left ``posting`` first, then the new ones), ``total`` of
+        them (for the ``not_sent`` count when the batch stops early)."""
         if self.stopped:
-            self._count_stop(self.stopped, len(entry_ids))
+            self._count_stop(self.stopped, total)
             return
-        ahead: dict[int, Loaded] = {}
-        for n, entry_id in enumerate(entry_ids):
-            try:
-                if self.errors >= MAX_ERRORS_PER_RUN:
-                    raise DivisionStopped(
-                        f"{self.errors} error answers from Exact for division {self.division} in this run"
-                    )
-                if self.lease is not None:
-                    self.lease.check()  # a stage that was frozen past its lease stops here, before reading on
-                if entry_id not in ahead:
-                    ahead = self._load_chunk(entry_ids[n : n + CHUNK])
-                if self.lookup is None:
-                    try:
-                        self.lookup = self._look_up(entry_ids[n:])
-                    except RejectedError as exc:  # not division-wide (that stops above): post nothing unlooked
-                        reason = f"could not look for the batch's invoices in Exact before posting: {exc}"
-                        self.out.add(
-                            "failed", f"division {self.division}", detail=f"division {self.division}: {reason}"
+        done = 0
+        for ids in chunks:
+            ahead: dict[int, Loaded] | None = None
+            for entry_id in ids:
+                try:
+                    if self.errors >= MAX_ERRORS_PER_RUN:
+                        raise DivisionStopped(
+                            f"{self.errors} error answers from Exact for division {self.division} in this run"
                         )
-                        self.out.add("not_sent", n=len(entry_ids) - n)
-                        return
-                self.post_one(entry_id, ahead.pop(entry_id, None))
-            except DivisionStopped as stop:
-                self._stop(stop, len(entry_ids) - n - (1 if stop.current_done else 0))
-                return
-            except LeaseLost as lost:
-                # another post stage took this division over (this one stopped renewing: frozen, cut off):
-                # it sends nothing more; the records are that stage's now
-                self.ctx.logger.error("%s", lost)
-                self.out.add("lease_lost", f"division {self.division}", detail=str(lost))
-                self.out.add("not_sent", n=len(entry_ids) - n)
-                return
+                    if self.lease is not None:
+                        self.lease.check()  # a stage that was frozen past its lease stops here, before reading on
+                    if ahead is None:
+                        ahead = self._load_chunk(ids)  # the chunk's invoices in one transaction
+                    if self.lookup is None:
+                        try:
+                            self.lookup = self._look_up()
+                        except RejectedError as exc:  # not division-wide (that stops above): post nothing unlooked
+                            reason = f"could not look for the batch's invoices in Exact before posting: {exc}"
+                            self.out.add(
+                                "failed", f"division {self.division}", detail=f"division {self.division}: {reason}"
+                            )
+                            self.out.add("not_sent", n=total - done)
+                            return
+                    self.post_one(entry_id, ahead.pop(entry_id, None))
+                    done += 1
+                except DivisionStopped as stop:
+                    self._stop(stop, total - done - (1 if stop.current_done else 0))
+                    return
+                except LeaseLost as lost:
+                    # another post stage took this division over (this one stopped renewing: frozen, cut off):
+                    # it sends nothing more; the records are that stage's now
+                    self.ctx.logger.error("%s", lost)
+                    self.out.add("lease_lost", f"division {self.division}", detail=str(lost))
+                    self.out.add("not_sent", n=total - done)
+                    return
 
     # -- look before the first POST ------------------------------------------------------------------------------
-    def _look_up(self, entry_ids: list[int]) -> Lookup:
-        """Read, in one paged request, the Exact entries of the suppliers of the batch's new invoices (``look``)."""
+    def _look_up(self) -> Lookup:
+        """Read, in one paged request, the Exact entries of the suppliers of the batch's new invoices (``look``): the
+        division's ``pending`` invoices, read :data:`CHUNK` at a time (only their suppliers and earliest date are
+        kept)."""
         suppliers: set[str] = set()
-        dates: list[date] = []
+        since_day: date | None = None
         accounts = self._accounts
-        with session_scope(self.ctx.engine) as s:
-            for start in range(0, len(entry_ids), CHUNK):
-                chunk = entry_ids[start : start + CHUNK]
+        ctx = self.ctx
+        for chunk in ledger.iter_id_chunks(
+            ctx.engine, ctx.tenant.name, FLOW, states=("pending",), division=self.division, source_ids=id_filter(ctx)
+        ):
+            with session_scope(self.ctx.engine) as s:
                 for entry, payload in ledger.entries_with_payloads(
                     s, self.ctx.tenant.name, FLOW, states=("pending",), ids=chunk
                 ):
@@ -414,8 +423,8 @@ class Poster:
                         day = None
                     if accounts[vendor.id] and day is not None and header.get("supplierInvoiceNumber"):
                         suppliers.add(str(accounts[vendor.id]))
-                        dates.append(day)
-        since = since_for(dates)
+                        since_day = day if since_day is None else min(since_day, day)
+        since = since_for([since_day] if since_day is not None else [])
         if not suppliers or since is None:
             return Lookup()
         try:
@@ -884,6 +893,15 @@ def _expunged(ctx: FlowContext, entry_id: int) -> LedgerEntry | None:
         return entry
 
 
+def _work(ctx: FlowContext, division: int) -> Iterator[list[int]]:
+    """The batch's entry ids, :data:`CHUNK` at a time: those left ``posting`` first (resolved before anything new is
+    sent), then the new ones, each in ledger order (streamed: no list of the whole batch)."""
+    for states in (("posting",), ("pending",)):
+        yield from ledger.iter_id_chunks(
+            ctx.engine, ctx.tenant.name, FLOW, states=states, division=division, source_ids=id_filter(ctx), size=CHUNK
+        )
+
+
 def post(ctx: FlowContext, master: Mapping[str, Any] | None = None) -> Outcomes:
     """The post stage for ``ctx.division``. ``master``: the validate task's master data (read again if absent)."""
     out = Outcomes()
@@ -892,12 +910,10 @@ def post(ctx: FlowContext, master: Mapping[str, Any] | None = None) -> Outcomes:
     division = ctx.division
     assert division is not None, "post runs per division"
     with session_scope(ctx.engine) as s:
-        found = ledger.entries(
+        total = ledger.count_entries(
             s, ctx.tenant.name, FLOW, states=POST_STATES, division=division, source_ids=id_filter(ctx)
         )
-        found.sort(key=lambda e: (e.state != "posting", e.id))  # resolve the ambiguous ones first
-        work = [e.id for e in found]
-    if not work:
+    if not total:
         return out
     lease = ctx.posting_lease(division)
     try:
@@ -906,12 +922,12 @@ def post(ctx: FlowContext, master: Mapping[str, Any] | None = None) -> Outcomes:
         # another post stage is sending for this division: this one sends nothing and says why
         ctx.logger.warning("%s", busy)
         out.add("busy", f"division {division}", detail=str(busy))
-        out.add("not_sent", n=len(work))
+        out.add("not_sent", n=total)
         return out
     lease.start_heartbeat()
     try:
         poster = Poster(ctx, division, MasterData.from_dict(dict(master)) if master else None, lease)
-        poster.run(work)
+        poster.run(_work(ctx, division), total)
     finally:
         lease.release()
     return poster.out
