@@ -264,11 +264,14 @@ def entries_with_payloads(
     states: Iterable[str] = WORKABLE,
     division: int | None = None,
     ids: Iterable[int] | None = None,
+    part: str | None = None,
 ) -> list[tuple[LedgerEntry, dict[str, Any]]]:
     """:func:`entries` with each one's newest staged payload, in one query (not one per entry). An entry whose staged
-    version is missing is left out."""
+    version is missing is left out. ``part``: only that top-level member of the payload is read and returned (the
+    database extracts it; ``{}`` when absent)."""
+    column: Any = StagedRecord.payload if part is None else StagedRecord.payload[part]
     query = (
-        select(LedgerEntry, StagedRecord.payload)
+        select(LedgerEntry, column)
         .join(
             StagedRecord,
             (StagedRecord.tenant == LedgerEntry.tenant)
@@ -282,7 +285,7 @@ def entries_with_payloads(
         query = query.where(LedgerEntry.division == division)
     if ids is not None:
         query = query.where(LedgerEntry.id.in_(list(ids)))
-    return [(entry, payload) for entry, payload in session.execute(query.order_by(LedgerEntry.id)).all()]
+    return [(entry, payload or {}) for entry, payload in session.execute(query.order_by(LedgerEntry.id)).all()]
 
 
 #: Records read per step by the streaming helpers below (issue 12: ~500 per transaction).

@@ -407,16 +407,15 @@ class Poster:
             ctx.engine, ctx.tenant.name, FLOW, states=("pending",), division=self.division, source_ids=id_filter(ctx)
         ):
             with session_scope(self.ctx.engine) as s:
-                for entry, payload in ledger.entries_with_payloads(
-                    s, self.ctx.tenant.name, FLOW, states=("pending",), ids=chunk
+                for entry, header in ledger.entries_with_payloads(
+                    s, self.ctx.tenant.name, FLOW, states=("pending",), ids=chunk, part="header"
                 ):
                     if ledger.unresolved(entry):
                         continue
-                    vendor = _vendor(payload)
+                    vendor = _vendor({"header": header})
                     if vendor.id not in accounts:
                         link = find_link(s, self.ctx.tenant.name, self.division, vendor)
                         accounts[vendor.id] = link.exact_account_id if link is not None else None
-                    header = payload.get("header") or {}
                     try:
                         day = j1p.parse_date(header.get("invoiceDate"))
                     except ValueError:
