@@ -234,8 +234,8 @@ def classify_token_response(response: requests.Response) -> tuple[str, str]:
 def token_json(response: requests.Response) -> Any:
     """The JSON body of a token endpoint answer, or ``None`` when it is not JSON (Exact's HTML maintenance page)."""
     try:
-        return response.json()
-    except ValueError:  # requests' JSONDecodeError is a ValueError
+        return http.json_of(response)  # parsed once: the audit description reads it too
+    except ValueError:
         return None
 
 
