@@ -190,6 +190,13 @@ def _run_scenario(lab: Any, name: str) -> dict[str, Any]:
             except Exception as exc:  # keep the timed figures; the missing pass is a problem of its own
                 traceback.print_exc()
                 result["tracemalloc"] = {"problems": [f"tracemalloc pass failed: {exc}"[:2000]]}
+        # a scenario's further passes (e.g. invoice poll at 10,000 and 100,000), each in a fresh process
+        for function, timeout in getattr(__import__(f"bench.{name}", fromlist=["run"]), "CHILD_PASSES", ()):
+            try:
+                (result[function],) = run_in_child(lab, [(name, function)], timeout=timeout)
+            except Exception as exc:
+                traceback.print_exc()
+                result[function] = {"problems": [f"{function} failed: {exc}"[:2000]]}
         return result
     module = __import__(f"bench.{name}", fromlist=["run"])
     return module.run(lab)

@@ -68,7 +68,10 @@ def _create_invoices(lab: Lab, n: int, day: date) -> float:
     return time.perf_counter() - t0
 
 
-def _run_flow(engine: Any, window: tuple[datetime, datetime], run_id: str) -> tuple[dict[str, Any], dict, Any]:
+def _run_flow(
+    engine: Any, window: tuple[datetime, datetime], run_id: str, cpu: dict[str, float] | None = None
+) -> tuple[dict[str, Any], dict, Any]:
+    """The stages as the DAG runs them; wall seconds per stage (and, into ``cpu``, this process's CPU seconds)."""
     from ml_connector.flows import invoice_poll as ip
     from ml_connector.flows.runtime import FlowContext, load_tenant
 
@@ -76,21 +79,25 @@ def _run_flow(engine: Any, window: tuple[datetime, datetime], run_id: str) -> tu
         load_tenant(TENANT), ip.FLOW, engine, run_id=run_id, window=window, run_type="scheduled", scheduled="interval"
     )
     times: dict[str, float] = {}
-    t0 = time.perf_counter()
-    results: dict[str, Any] = {"extract": ip.extract(ctx).to_dict()}
-    times["extract"] = round(time.perf_counter() - t0, 3)
+    cpu = cpu if cpu is not None else {}
+
+    def timed(name: str, call: Any) -> Any:
+        t0, c0 = time.perf_counter(), time.process_time()
+        value = call()
+        times[name] = round(time.perf_counter() - t0, 3)
+        cpu[name] = round(time.process_time() - c0, 3)
+        return value
+
+    results: dict[str, Any] = {"extract": timed("extract", lambda: ip.extract(ctx).to_dict())}
     for division in ctx.tenant.exact.divisions:
         dctx = ctx.for_division(division)
-        t0 = time.perf_counter()
-        results[f"map_vendors_{division}"] = ip.map_vendors(dctx).to_dict()
-        times[f"map_vendors_{division}"] = round(time.perf_counter() - t0, 3)
-        t0 = time.perf_counter()
-        checked = ip.validate(dctx)
+        results[f"map_vendors_{division}"] = timed(
+            f"map_vendors_{division}", lambda c=dctx: ip.map_vendors(c).to_dict()
+        )
+        checked = timed(f"validate_{division}", lambda c=dctx: ip.validate(c))
         results[f"validate_{division}"] = checked
-        times[f"validate_{division}"] = round(time.perf_counter() - t0, 3)
-        t0 = time.perf_counter()
-        results[f"post_{division}"] = ip.post(dctx, checked.get("master")).to_dict()
-        times[f"post_{division}"] = round(time.perf_counter() - t0, 3)
+        master = checked.get("master")
+        results[f"post_{division}"] = timed(f"post_{division}", lambda c=dctx, m=master: ip.post(c, m).to_dict())
     summary = ip.report_run(ctx, results, raise_on_failure=False)
     return summary, times, ctx
 
@@ -106,13 +113,15 @@ def _run_measured(lab: Lab, engine: Any, window: Any, run_id: str, *, trace: boo
     lab.exact.clear()
     lab.jaggaer.clear()
     commits0 = commits(engine)
+    cpu: dict[str, float] = {}
     with measure(trace=trace) as m:
-        summary, times, ctx = _run_flow(engine, window, run_id)
+        summary, times, ctx = _run_flow(engine, window, run_id, cpu)
     ex_rows, jg_rows = lab.exact.requests(), lab.jaggaer.requests()
     return {
         "counts": dict(summary.get("counts") or {}),
         "report_problems": list(summary.get("problems") or [])[:5],
         "stage_s": times,
+        "stage_cpu_s": cpu,
         "measured": m.as_dict(),
         "store_commits": commits(engine) - commits0,
         "exact": summarise_requests(ex_rows, token_path="/api/oauth2/token"),
@@ -124,11 +133,11 @@ def _run_measured(lab: Lab, engine: Any, window: Any, run_id: str, *, trace: boo
     }
 
 
-def _setup(lab: Lab, n: int, day: date) -> tuple[Any, float]:
+def _setup(lab: Lab, n: int, day: date, *, rate_limits: bool = True) -> tuple[Any, float]:
     from ml_connector.jaggaer.hook import clear_token_cache
 
     lab.exact.admin("POST", "reset", {})
-    lab.exact.admin("POST", "settings", {"rate_limits_enabled": True, "minute_window_s": lab.options.minute_s})
+    lab.exact.admin("POST", "settings", {"rate_limits_enabled": rate_limits, "minute_window_s": lab.options.minute_s})
     lab.jaggaer.admin("POST", "reset", {})
     created_s = _create_invoices(lab, n, day)
     engine = lab.env.fresh_db("invoice_poll")
@@ -147,33 +156,12 @@ def run(lab: Lab) -> dict[str, Any]:
 
     lab.say(f"invoice poll: first run (Exact minute compressed to {lab.options.minute_s:g}s)")
     first = _run_measured(lab, engine, window, "bench-first")
-    pages = math.ceil(n / page_size)
-    master = sum(
-        v for k, v in first["exact"]["by_endpoint"].items() if k.startswith("GET ") and "PurchaseEntries" not in k
-    )
-    posted = first["counts"].get("posted", 0)
+    pages = _call_figures(first, n, page_size)
     first.update(
-        n_invoices=n,
         invoice_setup_s=round(created_s, 1),
-        page_size=page_size,
-        list_pages=pages,
-        exact_master_pages=master,
-        budget={"jaggaer": pages + n + 2, "exact": n + master + 2},
-        # list pages + one detail per invoice + one J1P token; one POST per invoice + the master-data pages
-        minimum={"jaggaer": pages + n + 1, "exact": n + master},
         minute_window_s=lab.options.minute_s,
         compression=round(60.0 / lab.options.minute_s, 1),
     )
-    wall = first["measured"]["wall_s"]
-    first["records_per_s"] = round(posted / wall, 1) if wall else 0.0
-    first["problems"] = _problems(first)
-    if posted != n:
-        first["problems"].append(f"posted {posted} of {n} invoices")
-    for side in ("exact", "jaggaer"):
-        if first[side]["total"] > first["budget"][side]:
-            first["problems"].append(
-                f"{side}: {first[side]['total']} calls, over the budget of {first['budget'][side]}"
-            )
 
     lab.say("invoice poll: steady-state re-run over the same day")
     steady = _run_measured(lab, engine, window, "bench-steady")
@@ -181,6 +169,123 @@ def run(lab: Lab) -> dict[str, Any]:
     steady["problems"] = _problems(steady)
 
     return {"first": first, "steady": steady}
+
+
+def _call_figures(run: dict[str, Any], n: int, page_size: int) -> int:
+    """Fill in a first run's call figures (minimum, budget, throughput) and problems; returns the list pages P.
+
+    The minimum: JAGGAER P list pages + one detail per invoice + one token; Exact one POST per invoice + the master
+    data pages + the look before posting (per division one request per 40 of the batch's suppliers, one page each:
+    the fresh sandbox holds no purchase entry of theirs yet).
+    """
+    pages = math.ceil(n / page_size)
+    by_endpoint = run["exact"]["by_endpoint"]
+    master = sum(v for k, v in by_endpoint.items() if k.startswith("GET ") and "PurchaseEntries" not in k)
+    look = sum(v for k, v in by_endpoint.items() if k.startswith("GET ") and "PurchaseEntries" in k)
+    look_min = len(BUSINESS_UNITS) * math.ceil(SUPPLIERS_PER_DIVISION / 40)
+    posted = run["counts"].get("posted", 0)
+    run.update(
+        n_invoices=n,
+        page_size=page_size,
+        list_pages=pages,
+        exact_master_pages=master,
+        exact_look_reads=look,
+        budget={"jaggaer": pages + n + 2, "exact": n + master + look_min + 2},
+        minimum={"jaggaer": pages + n + 1, "exact": n + master + look_min},
+    )
+    wall = run["measured"]["wall_s"]
+    run["records_per_s"] = round(posted / wall, 1) if wall else 0.0
+    run["problems"] = _problems(run)
+    if posted != n:
+        run["problems"].append(f"posted {posted} of {n} invoices")
+    for side in ("exact", "jaggaer"):
+        if run[side]["total"] > run["budget"][side]:
+            run["problems"].append(f"{side}: {run[side]['total']} calls, over the budget of {run['budget'][side]}")
+    return pages
+
+
+# ------------------------------------------------------------------------------------------- zero latency, memory
+#: Stages whose CPU per invoice is compared between the two sizes (issue 12: within 10 %).
+STAGES = ("extract", "map_vendors", "validate", "post")
+#: Goals at 10,000 invoices (scaled with the run's size): wall and connector CPU.
+WALL_GOAL_S_PER_10K = 120.0
+CPU_GOAL_MS = 8.0
+RATIO_GOAL = 1.10
+
+
+def _per_stage_ms(run: dict[str, Any], n: int) -> dict[str, float]:
+    cpu = run.get("stage_cpu_s") or {}
+    out = {stage: round(1000 * sum(v for k, v in cpu.items() if k.startswith(stage)) / n, 3) for stage in STAGES}
+    out["total"] = round(1000 * run["measured"]["cpu_s"] / n, 3)
+    return out
+
+
+def _zero_latency_run(lab: Lab, n: int, label: str) -> dict[str, Any]:
+    """One first run of ``n`` invoices against sandboxes that answer at once: Exact's rate limits off, no injected
+    latency. What is left is the connector's own work, the store and the sandboxes' serving time."""
+    day = bench_day()
+    lab.say(f"invoice poll, zero latency: creating {n} invoices ({label})")
+    engine, created_s = _setup(lab, n, day, rate_limits=False)
+    page_size = int(lab.jaggaer.admin("GET", "settings").get("page_size", 37))
+    lab.say(f"invoice poll, zero latency: running {n} invoices ({label})")
+    run = _run_measured(lab, engine, _window(day), f"bench-{label}")
+    _call_figures(run, n, page_size)
+    run["invoice_setup_s"] = round(created_s, 1)
+    run["cpu_ms_per_invoice"] = _per_stage_ms(run, n)
+    for key in ("exact_rate_windows", "exact_pacing_wait_s"):
+        run.pop(key, None)
+    return run
+
+
+def run_zero_latency(lab: Lab) -> dict[str, Any]:
+    """Issue 12's throughput goals: 1,000 and 10,000 invoices (x scale) with a zero-latency sandbox, in one process
+    (a 100-invoice warm-up first, so neither size carries the process's first-call costs); connector CPU per invoice
+    per stage at both sizes and their ratio (10k / 1k, goal <= 1.10), wall and CPU against the goals."""
+    small, large = lab.options.n(1000, 60, minimum=4), lab.options.n(10000, 600, minimum=40)
+    _zero_latency_run(lab, max(4, small // 10), "warm-up")
+    runs = {"small": _zero_latency_run(lab, small, "small"), "large": _zero_latency_run(lab, large, "large")}
+    a, b = runs["small"]["cpu_ms_per_invoice"], runs["large"]["cpu_ms_per_invoice"]
+    ratio = {k: round(b[k] / a[k], 2) if a.get(k) else None for k in b}
+    problems: list[str] = []
+    for stage, value in ratio.items():
+        if value is not None and value > RATIO_GOAL:
+            problems.append(
+                f"CPU per invoice of {stage}: {b[stage]:.2f} ms at {large:,} vs {a[stage]:.2f} ms at {small:,} "
+                f"(x{value}, goal <= x{RATIO_GOAL})"
+            )
+    wall_goal = WALL_GOAL_S_PER_10K * large / 10000
+    wall = runs["large"]["measured"]["wall_s"]
+    if wall > wall_goal:
+        problems.append(f"{large:,} invoices took {wall:.1f} s wall (goal <= {wall_goal:.0f} s)")
+    if b["total"] > CPU_GOAL_MS:
+        problems.append(f"connector CPU {b['total']:.2f} ms per invoice at {large:,} (goal <= {CPU_GOAL_MS:g} ms)")
+    return {
+        **runs,
+        "ratio": ratio,
+        "goals": {"wall_s": wall_goal, "cpu_ms": CPU_GOAL_MS, "ratio": RATIO_GOAL},
+        "problems": problems,
+    }
+
+
+#: Peak RSS goal of the memory run (issue 12: 100,000 records).
+RSS_GOAL_MB = 300.0
+
+
+def run_memory(lab: Lab) -> dict[str, Any]:
+    """Peak RSS of the whole first run (extract, map vendors, validate, post; both divisions) at 100,000 invoices
+    (x scale) with the zero-latency sandbox, in a process of its own (the figure includes the imported connector and
+    Airflow: the RSS after imports is reported beside it)."""
+    n = lab.options.n(100000, 2000, minimum=40)
+    run = _zero_latency_run(lab, n, "memory")
+    peak = run["measured"]["rss_peak_mb"]
+    if peak > RSS_GOAL_MB:
+        run["problems"].append(f"peak RSS {peak:.0f} MB at {n:,} invoices (goal <= {RSS_GOAL_MB:g} MB)")
+    run["rss_goal_mb"] = RSS_GOAL_MB
+    return run
+
+
+#: Extra passes ``bench.cli`` runs for this scenario, each in a fresh connector process: (function, timeout s).
+CHILD_PASSES = (("run_zero_latency", 1800.0), ("run_memory", 3600.0))
 
 
 def run_traced(lab: Lab) -> dict[str, Any]:

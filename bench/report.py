@@ -203,6 +203,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             + _process(ip),
             "",
         ]
+    lines += _invoice_poll_scale(ip)
     sv = scenarios.get("serving") or {}
     if sv.get("exact"):
         ex, jg, starts = sv["exact"], sv["jaggaer"], sv.get("start", {})
@@ -297,3 +298,57 @@ def _daily_cap(dc: dict[str, Any]) -> list[str]:
         f"Exact for {_n(dc['backlog'])} invoices, {_n(dc['duplicates'])} duplicates.",
         "",
     ]
+
+
+def _scale_row(label: str, run: dict[str, Any]) -> str:
+    m, c = run.get("measured") or {}, run.get("cpu_ms_per_invoice") or {}
+    return (
+        f"| {label} | {_n(run.get('counts', {}).get('posted', 0))} posted | {_s(m.get('wall_s'))} "
+        f"| {_s(m.get('cpu_s'))} | {c.get('total', 0):.2f} | {c.get('extract', 0):.2f} | {c.get('map_vendors', 0):.2f} "
+        f"| {c.get('validate', 0):.2f} | {c.get('post', 0):.2f} | {_calls(run, 'jaggaer')} | {_calls(run, 'exact')} "
+        f"| {_rss(run)} |"
+    )
+
+
+def _invoice_poll_scale(ip: dict[str, Any]) -> list[str]:
+    """Issue 12's invoice-poll goals: 1k and 10k with a zero-latency sandbox, the CPU ratio per stage, 100k memory."""
+    zl, mem = ip.get("run_zero_latency") or {}, ip.get("run_memory") or {}
+    if not (zl.get("large") or mem.get("measured")):
+        return []
+    goals = zl.get("goals") or {}
+    lines = [
+        "**2b. Invoice poll at scale** (zero-latency sandboxes: Exact's rate limits off, no injected latency; each "
+        "pass in a fresh connector process; the 1k and 10k runs share one after a warm-up run). Goals (issue 12): "
+        f"{_n((zl.get('large') or {}).get('n_invoices', 10000))} invoices in <= {goals.get('wall_s', 120):.0f} s wall "
+        f"(120 s at 10,000, scaled), <= {goals.get('cpu_ms', 8):g} ms connector CPU per invoice, "
+        f"CPU per invoice at 10k within x{goals.get('ratio', 1.1):g} of 1k for every stage, peak RSS <= "
+        f"{mem.get('rss_goal_mb', 300):.0f} MB at 100k. CPU in ms per invoice; calls: measured (minimum / budget).",
+        "",
+        "| run | invoices | wall | connector CPU | CPU/invoice | extract | map vendors | validate | post "
+        "| JAGGAER calls | Exact calls | peak RSS (growth) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key in ("small", "large"):
+        if zl.get(key):
+            lines.append(_scale_row(f"{_n(zl[key].get('n_invoices'))}, zero latency", zl[key]))
+    ratio = zl.get("ratio") or {}
+    if ratio:
+        r = {k: (f"x{v:.2f}" if v is not None else "-") for k, v in ratio.items()}
+        lines.append(
+            f"| ratio {_n(zl['large'].get('n_invoices'))} / {_n(zl['small'].get('n_invoices'))} | | | "
+            f"| {r.get('total')} | {r.get('extract')} | {r.get('map_vendors')} "
+            f"| {r.get('validate')} | {r.get('post')} | | | |"
+        )
+    if mem.get("measured"):
+        lines.append(_scale_row(f"{_n(mem.get('n_invoices'))}, memory", mem))
+    lines.append("")
+    if mem.get("measured"):
+        p = mem.get("process") or {}
+        lines += [
+            f"Memory run: the whole first run (extract, map vendors, validate, post; both divisions) of "
+            f"{_n(mem.get('n_invoices'))} invoices; peak RSS is the process's high-water mark during it (VmHWM reset "
+            f"at its start), Airflow and the connector imported (RSS after imports in a fresh process: "
+            f"{_n(p.get('rss_after_import_mb'))} MB).",
+            "",
+        ]
+    return lines

@@ -339,7 +339,7 @@ def _load_tenant(tenant_name: str) -> TenantConfig | None:
 def failure_callback(tenant_name: str) -> Callable[[Any], None]:
     """A task ``on_failure_callback`` that alerts the tenant's channels (never raises).
 
-    Not for a post task that failed because records of its batch failed (``flows.runtime.RecordsNotDone``): the
+    Not for a post task that failed because records of its batch failed (``task_errors.RecordsNotDone``): the
     run's report task alerts for those, with the whole run's table."""
 
     def _on_failure(context: Any) -> None:

@@ -33,7 +33,7 @@ def rotate() -> None:
     engine = get_engine()
     metadata = MetaData()
     total = 0
-    with session_scope(engine) as session:
+    with session_scope(engine, durable=True) as session:  # re-encrypted secrets must survive a power loss
         for name, columns in _ENCRYPTED.items():
             table = Table(name, metadata, autoload_with=session.connection())
             pk = list(table.primary_key.columns)

@@ -104,14 +104,14 @@ class ExactClient:
         self.clock = clock
         self.sleep = sleep or sleeper_for(clock)
         self.policy = policy
-        self.session = CountingSession()
+        self.session = http.env_settings_once(CountingSession(), app.base_url)
         self.session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
         self.tokens = TokenChain(
             engine,
             tenant,
             conn_id,
             app,
-            session=requests.Session(),
+            session=http.env_settings_once(requests.Session(), app.token_url),
             clock=clock,
             policy=policy,
             on_broken=on_broken,
@@ -253,7 +253,7 @@ class ExactClient:
             if status == 204 or not response.content:
                 return None
             try:
-                return response.json()
+                return http.json_of(response)
             except ValueError:
                 if write:
                     raise AmbiguousWriteError(
@@ -498,9 +498,10 @@ _CREATED_KEYS = ("EntryID", "ID", "PurchaseOrderID")
 
 def _created_key(response: requests.Response) -> str | None:
     try:
-        entity = response.json().get("d")
+        body = http.json_of(response)
     except ValueError:
         return None
+    entity = body.get("d") if isinstance(body, dict) else None
     if not isinstance(entity, dict):
         return None
     return next((str(entity[k]) for k in _CREATED_KEYS if entity.get(k)), None)
@@ -508,9 +509,10 @@ def _created_key(response: requests.Response) -> str | None:
 
 def _entry_number(response: requests.Response) -> str | None:
     try:
-        entity = response.json().get("d")
+        body = http.json_of(response)
     except ValueError:
         return None
+    entity = body.get("d") if isinstance(body, dict) else None
     return str(entity["EntryNumber"]) if isinstance(entity, dict) and entity.get("EntryNumber") else None
 
 

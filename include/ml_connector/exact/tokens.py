@@ -6,7 +6,8 @@ access token is younger than 570 s (``TooEarlyToRefreshTokens``). So:
 
 - The pair lives encrypted in ``TokenRecord`` (one row per tenant and connection), shared by every process.
 - ``get_access_token()`` returns the stored token while it is younger than the refresh threshold (570 s + margin);
-  it reads the row on every call, so a refresh made by another process is picked up at once.
+  it keeps the token read in memory until it is due (one row read and decryption per token, not per API call); a
+  refresh made by another process meanwhile is picked up at the latest after a 401 (``after_unauthorized``).
 - A refresh happens only under the **chain lock** (below) and inside it a **row lock** (SQLite ``BEGIN IMMEDIATE``,
   PostgreSQL ``SELECT … FOR UPDATE``). After locking, the row is **re-read**: if someone else refreshed meanwhile
   (version changed, token fresh again, or a different token than the one that got a 401), nothing is sent.
@@ -86,7 +87,7 @@ from ml_connector.errors import (
     TransientError,
 )
 from ml_connector.exact import odata
-from ml_connector.store.db import session_scope
+from ml_connector.store.db import make_durable, session_scope
 from ml_connector.store.models import TokenRecord
 
 log = logging.getLogger(__name__)
@@ -233,8 +234,8 @@ def classify_token_response(response: requests.Response) -> tuple[str, str]:
 def token_json(response: requests.Response) -> Any:
     """The JSON body of a token endpoint answer, or ``None`` when it is not JSON (Exact's HTML maintenance page)."""
     try:
-        return response.json()
-    except ValueError:  # requests' JSONDecodeError is a ValueError
+        return http.json_of(response)  # parsed once: the audit description reads it too
+    except ValueError:
         return None
 
 
@@ -438,6 +439,18 @@ def _next_midnight(now: float) -> datetime:
     return datetime.combine(_dt(now).date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
 
 
+@dataclass(frozen=True)
+class _Held:
+    """The access token a chain keeps in memory, with what :meth:`TokenChain._refresh_due` reads (never logged)."""
+
+    access_token: str
+    access_issued_at: datetime | None
+    access_expires_at: datetime | None
+
+    def __repr__(self) -> str:
+        return "_Held(<token>)"
+
+
 class TokenChain:
     """The token chain of one tenant on one Exact connection (see the module docstring)."""
 
@@ -486,6 +499,7 @@ class TokenChain:
         self.skipped_refreshes = 0  # refreshes found unnecessary after taking the lock
         self.store_retries = 0  # failed attempts to store a rotated pair (each retried)
         self.lock_retakes = 0  # times the chain lock died with its database session and was taken again
+        self._held: _Held | None = None  # the access token in memory until it is due (get_access_token)
 
     def __repr__(self) -> str:
         return f"TokenChain(tenant={self.tenant!r}, conn_id={self.conn_id!r})"
@@ -495,13 +509,13 @@ class TokenChain:
         return (TokenRecord.tenant == self.tenant) & (TokenRecord.conn_id == self.conn_id)
 
     def _read(self) -> TokenRecord | None:
-        with session_scope(self.engine) as s:
+        with session_scope(self.engine, durable=True) as s:
             return s.scalars(select(TokenRecord).where(self._where())).one_or_none()
 
     def _read_locked(self, s: Session) -> TokenRecord | None:
         return s.scalars(select(TokenRecord).where(self._where()).with_for_update()).one_or_none()
 
-    def _refresh_due(self, row: TokenRecord, now: float) -> bool:
+    def _refresh_due(self, row: TokenRecord | _Held, now: float) -> bool:
         issued = _ts(row.access_issued_at)
         expires = _ts(row.access_expires_at)
         if not row.access_token or issued is None:
@@ -583,12 +597,25 @@ class TokenChain:
 
     # -- the access token ----------------------------------------------------------------------------------------
     def get_access_token(self) -> str:
-        """A valid access token, refreshing (once, under the lock, in Exact's window) when it is due."""
-        row = self._raise_if_unusable(self._read())
+        """A valid access token, refreshing (once, under the lock, in Exact's window) when it is due.
+
+        The token last read from the row is kept in memory (:class:`_Held`) and returned without reading the row
+        again until it is due for a refresh (570 s after issue + margin, or near expiry): reading and decrypting the
+        row cost measurable CPU per API call. A refresh by another process meanwhile (only possible in Exact's window,
+        i.e. when ours is due too, or after a 401 of theirs) does not disturb us: Exact keeps the previous access
+        token valid until it expires, and should it not, our call gets a 401, :meth:`after_unauthorized` re-reads the
+        row under the chain lock and takes the new token without refreshing again. The lock rules are unchanged:
+        every refresh still happens only under the chain lock after re-reading the row."""
         now = self.clock()
+        held = self._held
+        if held is not None and not self._refresh_due(held, now):
+            return held.access_token
+        self._held = None
+        row = self._raise_if_unusable(self._read())
         if row.status == "ok" and row.refresh_started_at is None and not self._refresh_due(row, now):
             assert row.access_token is not None
             mask(row.access_token, row.refresh_token)
+            self._held = _Held(row.access_token, row.access_issued_at, row.access_expires_at)
             return row.access_token
         if row.status == "ok" and self._still_valid(row, now):
             # Due, but still valid: if someone else is refreshing right now, use the current token meanwhile.
@@ -605,12 +632,13 @@ class TokenChain:
 
     def after_unauthorized(self, failed_token: str) -> str:
         """Exact answered 401 to ``failed_token``: refresh once (allowed after a 401) unless someone already did."""
+        self._held = None
         with self.lock.held():
             return self._refresh_locked(seen_version=None, failed_token=failed_token)
 
     def _refresh_locked(self, *, seen_version: int | None, failed_token: str | None) -> str:
         """Holding the chain lock: re-read under the row lock, decide, refresh, store. Returns the access token."""
-        with session_scope(self.engine) as s:
+        with session_scope(self.engine, durable=True) as s:
             row = self._raise_if_unusable(self._read_locked(s))
             now = self.clock()
             interrupted = row.refresh_started_at if self.lock.durable else None
@@ -766,6 +794,7 @@ class TokenChain:
         use. ``spent``: the refresh token Exact retired for it (None for a code exchange, which replaces any chain).
         The pair is written only while the row still holds ``spent``: after a lost lock, a row that moved on means
         another process reconnected (its chain is kept) or used the spent token (the chain is dead)."""
+        self._held = None  # the next call reads the stored pair
         received = self.clock()
 
         def write(s: Session) -> tuple[str, str | None, str | None] | None:
@@ -863,6 +892,7 @@ class TokenChain:
         """One transaction on its own connection; on SQLite its wait for a locked file is ``store_attempt_timeout``
         (set on the raw connection: a statement through SQLAlchemy would begin the write transaction first)."""
         with self.engine.connect() as conn:
+            make_durable(conn)  # a rotated pair must survive a power loss (store.db)
             restore: Any = None
             raw: Any = None
             if self.engine.dialect.name == "sqlite" and self.store_attempt_timeout is not None:
@@ -879,13 +909,14 @@ class TokenChain:
                         raw.execute(f"PRAGMA busy_timeout={int(restore)}")
 
     def _clear_marker(self, marker: datetime, restore: datetime | None) -> None:
-        with session_scope(self.engine) as s:
+        with session_scope(self.engine, durable=True) as s:
             row = self._read_locked(s)
             if row is not None and row.refresh_started_at == marker:
                 row.refresh_started_at = restore
 
     def _mark_broken(self, reason: str) -> None:
-        with session_scope(self.engine) as s:
+        self._held = None
+        with session_scope(self.engine, durable=True) as s:
             row = self._read_locked(s)
             if row is None:
                 return
@@ -897,6 +928,7 @@ class TokenChain:
 
     def mark_broken(self, reason: str) -> TokenChainBroken:
         """Mark the chain broken from outside (e.g. a fresh token refused with 401); returns the exception to raise."""
+        self._held = None
         self._mark_broken(reason)
         exc = TokenChainBroken(self.tenant, reason, reconnect_hint(self.tenant))
         self._notify(exc)
@@ -977,7 +1009,7 @@ class TokenChain:
     def _count_token_call(self) -> None:
         now = self.clock()
         day = _dt(now).date().isoformat()
-        with session_scope(self.engine) as s:
+        with session_scope(self.engine, durable=True) as s:
             row = self._read_locked(s)
             if row is None:
                 row = TokenRecord(tenant=self.tenant, conn_id=self.conn_id, version=0, status="ok", token_calls_today=0)

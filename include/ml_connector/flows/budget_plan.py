@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select, update
@@ -72,49 +72,50 @@ class PostPlan:
     def __init__(self, ctx: FlowContext, division: int, costs: Mapping[int, int]):
         self.ctx = ctx
         self.division = division
-        self.costs = dict(costs)
+        self.costs = costs  # filled a chunk at a time as the post stage reads the batch (absent: 1 call)
         self.planned = False
 
     def now(self) -> Allowance | None:
         return allowance(context_limiter(self.ctx), self.division)
 
-    def stops(self, out: Outcomes, rest: list[int], *, before: int = 0) -> bool:
-        """Whether the batch stops here for the budget: the next invoice of ``rest`` does not fit (then ``rest`` is
-        left for the next day: :meth:`leave`)."""
-        if self.admit(rest, before=before):
+    def stops(
+        self, out: Outcomes, first: int, remaining: int, rest: Callable[[], list[int]], *, before: int = 0
+    ) -> bool:
+        """Whether the batch stops here for the budget: invoice ``first`` (of ``remaining`` still to post) does not
+        fit (then ``rest()``, this invoice and all after it, is left for the next day: :meth:`leave`)."""
+        if self.admit(first, remaining, before=before):
             return False
-        self.leave(out, rest)
+        self.leave(out, rest())
         return True
 
-    def admit(self, rest: list[int], *, before: int = 0) -> bool:
-        """Whether the next invoice of ``rest`` (after ``before`` calls, e.g. the look) fits what is left."""
-        if not rest:
-            return True
+    def admit(self, first: int, remaining: int, *, before: int = 0) -> bool:
+        """Whether invoice ``first`` (after ``before`` calls, e.g. the look) fits what is left."""
         a = self.now()
         if a is None:
             return True  # nothing known yet: the first call tells (the limiter still refuses one into the reserve)
         if not self.planned:
-            self._plan(a, rest, before)
-        return fits([self.costs.get(rest[0], 1)], a.left - before) == 1
+            self._plan(a, remaining, before)
+        return fits([self.costs.get(first, 1)], a.left - before) == 1
 
-    def _plan(self, a: Allowance, rest: list[int], before: int) -> None:
+    def _plan(self, a: Allowance, remaining: int, before: int) -> None:
+        # the batch is streamed: invoices not read yet count one call each (those left `posting`, read first, two)
         self.planned = True
-        costs = [self.costs.get(i, 1) for i in rest]
-        n = fits(costs, a.left - before)
+        need = remaining + sum(c - 1 for c in self.costs.values() if c > 1)
+        n = min(remaining, max(0, a.left - before - (need - remaining)))
         self.ctx.logger.info(
             "division %s: %d invoice(s) need about %d Exact call(s)%s; %d of %d calls are left today, %d kept for %s: "
             "%s",
             self.division,
-            len(rest),
-            sum(costs) + before,
+            remaining,
+            need + before,
             f" ({before} for the look before posting)" if before else "",
             a.remaining,
             a.limit,
             a.kept,
             KEPT_FOR["invoice_poll"],
             "all fit"
-            if n == len(rest)
-            else f"{n} fit, {left_text(len(rest) - n, 'invoice_poll', a.reset_at, self._tz())}",
+            if n == remaining
+            else f"{n} fit, {left_text(remaining - n, 'invoice_poll', a.reset_at, self._tz())}",
         )
 
     def _tz(self) -> str:

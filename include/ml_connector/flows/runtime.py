@@ -8,7 +8,7 @@ carries counts and ids, never records or secrets). :func:`run_stage` does all th
 Failure and replay (both flows):
 
 - a **post** task (``run_stage(..., fail_on_records=True)``) works through its whole batch, then *fails* with a
-  retryable exception (:class:`RecordsNotDone`, an ``AirflowException``) when any record of this attempt ended
+  retryable exception (``task_errors.RecordsNotDone``, an ``AirflowException``) when any record of this attempt ended
   ``failed`` or ``ambiguous``, after pushing its counts as its XCom ``return_value``. Airflow's retries (with
   backoff) therefore heal transient faults by themselves, and an operator who clears the failed task replays exactly
   the records still open: the ledger skips what is done and looks up what is ambiguous before sending again;
@@ -801,7 +801,7 @@ def run_stage(
     """Body of a stage task: context → ``stage(ctx)`` under :func:`fail_fast` → JSON-able counts for XCom.
 
     ``fail_on_records`` (the post stages): when any record of this attempt ended ``failed`` or ``ambiguous``, push
-    the counts as the task's XCom and raise :class:`RecordsNotDone` (retryable) — see the module docstring.
+    the counts as the task's XCom and raise ``task_errors.RecordsNotDone`` (retryable) — see the module docstring.
     """
     with stage_context(context, tenant_name, flow, scheduled=scheduled, division=division) as ctx:
         result = stage(ctx)

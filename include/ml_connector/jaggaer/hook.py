@@ -46,7 +46,16 @@ from ml_connector.errors import (
     TokenChainBroken,
     TransientError,
 )
-from ml_connector.http import AuditContext, AuditSink, NullAudit, RetryPolicy, backoff_delay, send
+from ml_connector.http import (
+    AuditContext,
+    AuditSink,
+    NullAudit,
+    RetryPolicy,
+    backoff_delay,
+    env_settings_once,
+    json_of,
+    send,
+)
 from ml_connector.jaggaer import j1p
 from ml_connector.jaggaer.connection import jaggaer_urls
 from ml_connector.jaggaer.xml import (
@@ -308,6 +317,8 @@ class JaggaerHook(HttpHook):
         if self._session is None:
             session = _CountingSession(self._count)
             session.verify = self.config.verify
+            cfg = self.config
+            env_settings_once(session, cfg.base_url, cfg.token_url, cfg.xml_url)
             session.headers.update({"User-Agent": "ml-connector (JAGGAER)"})
             if self.keep_alive_adapter is not None:
                 session.mount("http://", self.keep_alive_adapter)
@@ -388,7 +399,7 @@ class JaggaerHook(HttpHook):
         status = response.status_code
         body: Any = None
         try:
-            body = response.json()
+            body = json_of(response)
         except ValueError:
             body = None
         error = str(body.get("error") or "") if isinstance(body, dict) else ""

@@ -57,6 +57,9 @@ DEFAULT_TTL_S = 60.0
 DEFAULT_WAIT_S = 90.0
 #: :meth:`PostingLease.check` refuses to send when less than this share of the time to live is left.
 SEND_MARGIN = 0.25
+#: A fence inside a record's transaction renews the lease only when its last renewal is older than this share of
+#: the time to live (the heartbeat renews it regardless).
+FENCE_RENEW_AFTER = 0.25
 
 
 def _now() -> datetime:
@@ -254,9 +257,11 @@ class PostingLease:
             .execution_options(populate_existing=True)
         )
 
-    def fence(self, s: Session) -> None:
+    def fence(self, s: Session, *, renew: bool = False) -> None:
         """In the caller's transaction: raise :class:`LeaseLost` unless the lease is still this stage's and live;
-        renew it (the row stays locked until the caller commits, so no takeover can slip in before that)."""
+        renew it (the row stays locked until the caller commits, so no takeover can slip in before that). The
+        renewal is written only when the last one is older than :data:`FENCE_RENEW_AFTER` of the time to live (or
+        ``renew``): fencing every record of a batch need not write the lease row every time."""
         if self._lost:
             raise LeaseLost(self._lost)
         mono = time.monotonic()
@@ -277,6 +282,8 @@ class PostingLease:
                 "from the database): nothing more is sent by this stage"
             )
             raise LeaseLost(self._lost)
+        if not renew and self._valid_until - mono > self.ttl * (1 - FENCE_RENEW_AFTER):
+            return  # renewed moments ago by this stage: the row's expiry is still most of a TTL away
         row.renewed_at = now
         row.expires_at = now + timedelta(seconds=self.ttl)
         self._valid_until = mono + self.ttl
@@ -285,7 +292,7 @@ class PostingLease:
         """One renewal in its own transaction; False (and the lease marked lost) when it is no longer ours."""
         try:
             with session_scope(self.engine) as s:
-                self.fence(s)
+                self.fence(s, renew=True)
             return True
         except LeaseLost as exc:
             self.log.error("%s", exc)

@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine, Table, insert, select
+from sqlalchemy import Engine, Table, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -95,6 +95,33 @@ def stage(
     ``repost_changed``: whether a change to a record already posted makes it pending again (a PO update goes to
     JAGGAER again; an invoice edited after posting must not be posted twice, so its change is only audited).
     """
+    result, _entry = stage_entry(
+        session,
+        tenant=tenant,
+        flow=flow,
+        source_id=source_id,
+        payload=payload,
+        source_ref=source_ref,
+        division=division,
+        run_id=run_id,
+        repost_changed=repost_changed,
+    )
+    return result
+
+
+def stage_entry(
+    session: Session,
+    *,
+    tenant: str,
+    flow: str,
+    source_id: str,
+    payload: dict[str, Any],
+    source_ref: str | None = None,
+    division: int | None = None,
+    run_id: str | None = None,
+    repost_changed: bool,
+) -> tuple[StageResult, LedgerEntry]:
+    """:func:`stage`, also returning the ledger entry (read under its row lock: no second query to find it)."""
     digest = payload_hash(payload)
     now = utcnow()
     insert_ignore(
@@ -140,22 +167,22 @@ def stage(
         raise LookupError(f"ledger entry {flow}/{source_id} vanished while staging")
     if created:
         _audit_state(session, entry, "staged", "new record", run_id)
-        return "new"
+        return "new", entry
     if entry.staged_hash == digest:
-        return "unchanged"
+        return "unchanged", entry
     entry.staged_hash = digest
     entry.source_ref = source_ref or entry.source_ref
     entry.division = division if division is not None else entry.division
     if entry.state == "posted" and not repost_changed:
         _audit_state(session, entry, "changed_after_post", "source changed after posting; not posted again", run_id)
-        return "changed"
+        return "changed", entry
     if entry.state in ("posted", "quarantined", "failed", "skipped", "held"):
         # posting: never reset here, the ambiguity must be resolved at the target first (the flow's post stage
         # looks it up); cancelled: the flow decides on revival.
         entry.state = "pending"
         entry.reason = None
     _audit_state(session, entry, "staged", "changed record", run_id)
-    return "changed"
+    return "changed", entry
 
 
 def insert_ignore(session: Session, table: Table, values: dict[str, Any], keys: tuple[str, ...]) -> bool:
@@ -237,11 +264,14 @@ def entries_with_payloads(
     states: Iterable[str] = WORKABLE,
     division: int | None = None,
     ids: Iterable[int] | None = None,
+    part: str | None = None,
 ) -> list[tuple[LedgerEntry, dict[str, Any]]]:
     """:func:`entries` with each one's newest staged payload, in one query (not one per entry). An entry whose staged
-    version is missing is left out."""
+    version is missing is left out. ``part``: only that top-level member of the payload is read and returned (the
+    database extracts it; ``{}`` when absent)."""
+    column: Any = StagedRecord.payload if part is None else StagedRecord.payload[part]
     query = (
-        select(LedgerEntry, StagedRecord.payload)
+        select(LedgerEntry, column)
         .join(
             StagedRecord,
             (StagedRecord.tenant == LedgerEntry.tenant)
@@ -255,7 +285,67 @@ def entries_with_payloads(
         query = query.where(LedgerEntry.division == division)
     if ids is not None:
         query = query.where(LedgerEntry.id.in_(list(ids)))
-    return [(entry, payload) for entry, payload in session.execute(query.order_by(LedgerEntry.id)).all()]
+    return [(entry, payload or {}) for entry, payload in session.execute(query.order_by(LedgerEntry.id)).all()]
+
+
+#: Records read per step by the streaming helpers below (issue 12: ~500 per transaction).
+CHUNK = 500
+
+
+def iter_id_chunks(
+    engine: Engine,
+    tenant: str,
+    flow: str,
+    *,
+    states: Iterable[str],
+    division: int | None = None,
+    source_ids: Iterable[str] | None = None,
+    size: int = CHUNK,
+) -> Iterator[list[int]]:
+    """The ids of the entries in ``states`` (optionally of one division / only ``source_ids``), ascending, ``size``
+    at a time, each chunk read in a short transaction of its own (keyset on the id: an entry that left ``states``
+    before its chunk was read is not returned; memory stays flat whatever the ledger holds)."""
+    wanted = list(states)
+    ids_filter = list(source_ids) if source_ids is not None else None
+    last = 0
+    while True:
+        query = select(LedgerEntry.id).where(
+            LedgerEntry.tenant == tenant,
+            LedgerEntry.flow == flow,
+            LedgerEntry.state.in_(wanted),
+            LedgerEntry.id > last,
+        )
+        if division is not None:
+            query = query.where(LedgerEntry.division == division)
+        if ids_filter is not None:
+            query = query.where(LedgerEntry.source_id.in_(ids_filter))
+        with session_scope(engine) as session:
+            chunk = list(session.scalars(query.order_by(LedgerEntry.id).limit(size)))
+        if not chunk:
+            return
+        yield chunk
+        if len(chunk) < size:
+            return
+        last = chunk[-1]
+
+
+def count_entries(
+    session: Session,
+    tenant: str,
+    flow: str,
+    *,
+    states: Iterable[str],
+    division: int | None = None,
+    source_ids: Iterable[str] | None = None,
+) -> int:
+    query = select(func.count()).where(
+        LedgerEntry.tenant == tenant, LedgerEntry.flow == flow, LedgerEntry.state.in_(list(states))
+    )
+    if division is not None:
+        query = query.where(LedgerEntry.division == division)
+    if source_ids is not None:
+        query = query.where(LedgerEntry.source_id.in_(list(source_ids)))
+    return int(session.scalar(query) or 0)
 
 
 def transition(
@@ -296,6 +386,7 @@ def begin_post(
     target: dict[str, Any] | None = None,
     division: int | None = None,
     lease: PostingLease | None = None,
+    durable: bool = True,
 ) -> tuple[LedgerEntry, bool]:
     """Mark a record as being posted, committed before the write goes out.
 
@@ -309,10 +400,13 @@ def begin_post(
     when the stage no longer holds it); an entry in ``posting`` under another stage's claim whose lease is still
     live is refused (:class:`StateChanged`); the claim (lease scope, generation, owner) is recorded on the entry.
 
+    ``durable``: committed with a disk sync on SQLite (``store.db``). Only a caller whose next attempt looks for the
+    write at the target even when this mark is lost (the invoice poll's look before posting) passes False.
+
     Returns the entry and whether it was *already* ``posting`` (a previous attempt's outcome is unknown).
     """
     expected = tuple(states)
-    with session_scope(engine) as session:
+    with session_scope(engine, durable=durable) as session:
         if lease is not None:
             lease.fence(session)  # locks the lease row until this commits: no takeover slips in between
         entry = session.get(LedgerEntry, entry_id, with_for_update=True, populate_existing=True)
@@ -377,9 +471,9 @@ def finish(
     a stage that lost its lease records only the outcome of its own claim. False when nothing was recorded
     (the audit rows are written either way: they say what was sent).
 
-    Committed without a disk sync on SQLite (``session_scope(durable=False)``): an outcome lost to a power cut leaves
-    the record ``posting``, which is looked up in the target before anything is resent."""
-    with session_scope(engine, durable=False) as session:
+    Committed without a disk sync on SQLite (``store.db``): an outcome lost to a power cut leaves the record
+    ``posting``, which is looked up in the target before anything is resent."""
+    with session_scope(engine) as session:
         for event in audit_events:
             session.add(audit_row(event))
         entry = session.get(LedgerEntry, entry_id, with_for_update=True, populate_existing=True)

@@ -71,5 +71,6 @@ def render(context: dict[str, Any]) -> str:
         "back": "",
         "tenants": [],
         "attention_total": 0,
+        "budget_lines": [],
     }
     return _env().get_template("reconcile.html").render({**defaults, **context})

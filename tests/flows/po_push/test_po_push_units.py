@@ -243,7 +243,8 @@ def _stage_result(**counts: list[str]):
 def test_run_stage_fails_a_post_task_after_its_batch_and_keeps_the_counts(sqlite_engine, tenant, monkeypatch) -> None:
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-    from ml_connector.flows.runtime import RecordsNotDone, run_stage
+    from ml_connector.flows.runtime import run_stage
+    from ml_connector.task_errors import RecordsNotDone
 
     monkeypatch.setenv("MLC_DB_URL", sqlite_engine.url.render_as_string(hide_password=False))
     refs = [str(n) for n in range(1001, 1009)]
@@ -298,13 +299,13 @@ def test_the_failure_callback_leaves_records_not_done_to_the_report(monkeypatch)
     from types import SimpleNamespace
 
     from ml_connector import alerts
-    from ml_connector.flows.runtime import _records_failure
+    from ml_connector.task_errors import records_failure
 
     sent: list[str] = []
     monkeypatch.setattr(alerts, "send_alert", lambda t, subject, body: sent.append(subject))
     ti = SimpleNamespace(dag_id="exact_po_push__demo", task_id="division_111111.post", run_id="r1", try_number=4)
     callback = alerts.failure_callback("demo")
-    callback({"exception": _records_failure("1 ambiguous: 1001", {}), "ti": ti, "run_id": "r1"})
+    callback({"exception": records_failure("1 ambiguous: 1001", {}), "ti": ti, "run_id": "r1"})
     assert sent == []
     callback({"exception": RuntimeError("database gone"), "ti": ti, "run_id": "r1"})
     assert sent == ["exact_po_push__demo.division_111111.post failed"]

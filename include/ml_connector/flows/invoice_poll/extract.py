@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ml_connector.errors import ConfigError, RejectedError, TransientError
 from ml_connector.flows.invoice_poll.common import FLOW, ROUTE_PREFIX, divisions_of, short
@@ -195,16 +196,23 @@ def _advance_cursor(ctx: FlowContext, rng: ReadRange) -> None:
             set_cursor(s, ctx.tenant.name, FLOW, CURSOR_SCOPE, new.astimezone(UTC).isoformat())
 
 
+#: Invoices handled per step: their ledger states read in one query, their details read, then staged in one
+#: transaction (issue 12: streamed in chunks; nothing of the whole window is held but the ids seen).
+CHUNK = 500
+
+
 def _known(ctx: FlowContext, ids: list[str]) -> dict[str, tuple[str, datetime | None]]:
-    """``source_id -> (ledger state, staged lastUpdate)`` of the invoices the ledger already holds."""
+    """``source_id -> (ledger state, staged lastUpdate)`` of the invoices the ledger already holds (only the staged
+    version's ``lastUpdate`` is read from its payload, not the payload)."""
     out: dict[str, tuple[str, datetime | None]] = {}
     if not ids:
         return out
+    last_update = StagedRecord.payload[("header", "lastUpdate")].as_string()
     with session_scope(ctx.engine) as s:
-        for chunk_start in range(0, len(ids), 500):
-            chunk = ids[chunk_start : chunk_start + 500]
+        for chunk_start in range(0, len(ids), CHUNK):
+            chunk = ids[chunk_start : chunk_start + CHUNK]
             rows = s.execute(
-                select(LedgerEntry.source_id, LedgerEntry.state, StagedRecord.payload)
+                select(LedgerEntry.source_id, LedgerEntry.state, last_update)
                 .join(
                     StagedRecord,
                     (StagedRecord.tenant == LedgerEntry.tenant)
@@ -219,23 +227,22 @@ def _known(ctx: FlowContext, ids: list[str]) -> dict[str, tuple[str, datetime | 
                     LedgerEntry.source_id.in_(chunk),
                 )
             )
-            for source_id, state, payload in rows:
-                header = (payload or {}).get("header") or {}
+            for source_id, state, raw in rows:
+                if isinstance(raw, str) and raw.strip().lstrip("-").replace(".", "", 1).isdigit():
+                    raw = float(raw)  # epoch milliseconds, stored as a JSON number (the cast made it text)
                 try:
-                    updated = j1p.parse_datetime(header.get("lastUpdate"))
+                    updated = j1p.parse_datetime(raw)
                 except ValueError:
                     updated = None
                 out[source_id] = (state, updated)
     return out
 
 
-def _list_window(
-    ctx: FlowContext, jag: Any, out: Outcomes, rng: ReadRange | None = None
-) -> tuple[list[dict[str, Any]], ReadRange]:
-    """Every header listed in the run's read range, de-duplicated by ``invoiceId``; headers without one are counted
-    (``missing_invoice_id``) and named, never dropped silently."""
-    rng = rng or read_range(ctx)
-    headers: dict[str, dict[str, Any]] = {}
+def _iter_window(ctx: FlowContext, jag: Any, out: Outcomes, rng: ReadRange) -> Iterator[dict[str, Any]]:
+    """Every header listed in the run's read range, as the pages arrive, de-duplicated by ``invoiceId`` (the first
+    listing wins; only the ids are kept); headers without one are counted (``missing_invoice_id``) and named, never
+    dropped silently."""
+    seen: set[str] = set()
     for header in jag.iter_invoices(rng.read_from, rng.end):
         invoice_id = str(header.get("invoiceId") or "").strip()
         if not invoice_id:
@@ -250,11 +257,12 @@ def _list_window(
                 ),
             )
             continue
-        if invoice_id not in headers:
-            headers[invoice_id] = header
+        if invoice_id not in seen:
+            seen.add(invoice_id)
+            yield header
     ctx.logger.info(
         "JAGGAER: %d invoice(s) with lastUpdate in [%s, %s) (window %s .. %s, overlap %s h%s)",
-        len(headers),
+        len(seen),
         rng.read_from.isoformat(),
         rng.end.isoformat(),
         rng.start.isoformat(),
@@ -264,13 +272,32 @@ def _list_window(
     )
     if out[MISSING_ID]:
         ctx.logger.error("JAGGAER: %d listed invoice header(s) had no invoiceId", out[MISSING_ID])
-    return list(headers.values()), rng
+
+
+def _list_window(
+    ctx: FlowContext, jag: Any, out: Outcomes, rng: ReadRange | None = None
+) -> tuple[list[dict[str, Any]], ReadRange]:
+    """:func:`_iter_window` as a list (the dry run's preview)."""
+    rng = rng or read_range(ctx)
+    return list(_iter_window(ctx, jag, out, rng)), rng
+
+
+def _chunks(items: Iterator[Any], size: int = CHUNK) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def iter_details(
     ctx: FlowContext, jag: Any, out: Outcomes, rng: ReadRange | None = None
 ) -> Iterator[tuple[dict[str, Any], bool]]:
-    """``(detail, postable)`` of every invoice this run must look at (details fetched only when needed).
+    """``(detail, postable)`` of every invoice this run must look at (details fetched only when needed), listed
+    page by page and looked up in the ledger :data:`CHUNK` invoices at a time.
 
     An invoice already posted (or being posted) that JAGGAER no longer shows as approved is audited and reported
     here (:func:`withdrawn_after_post`), not yielded."""
@@ -293,30 +320,31 @@ def iter_details(
                 continue
             yield detail, ok
         return
-    headers, _rng = _list_window(ctx, jag, out, rng)
-    known = {} if ctx.dry_run else _known(ctx, [str(h["invoiceId"]).strip() for h in headers])
-    for header in headers:
-        invoice_id = str(header["invoiceId"]).strip()
-        state, staged_update = known.get(invoice_id, (None, None))
-        ok = postable(header, ctx)
-        if not ok and state in DONE_STATES:
-            withdrawn_after_post(ctx, invoice_id, header, out)
-            continue
-        if not ok and state not in OPEN_STATES:
-            out.add("not_approved")
-            continue
-        try:
-            listed_update = j1p.parse_datetime(header.get("lastUpdate"))
-        except ValueError:
-            listed_update = None
-        if state is not None and listed_update is not None and listed_update == staged_update:
-            _unchanged(ctx, invoice_id, state, header, ok, out)
-            continue
-        got = read_detail(jag, invoice_id)
-        if isinstance(got, str):  # this invoice only: the run goes on, the cursor stays (read again next run)
-            quarantine_unreadable(ctx, header, got, out)
-            continue
-        yield got, postable(got.get("header") or {}, ctx)
+    rng = rng or read_range(ctx)
+    for headers in _chunks(_iter_window(ctx, jag, out, rng)):
+        known = {} if ctx.dry_run else _known(ctx, [str(h["invoiceId"]).strip() for h in headers])
+        for header in headers:
+            invoice_id = str(header["invoiceId"]).strip()
+            state, staged_update = known.get(invoice_id, (None, None))
+            ok = postable(header, ctx)
+            if not ok and state in DONE_STATES:
+                withdrawn_after_post(ctx, invoice_id, header, out)
+                continue
+            if not ok and state not in OPEN_STATES:
+                out.add("not_approved")
+                continue
+            try:
+                listed_update = j1p.parse_datetime(header.get("lastUpdate"))
+            except ValueError:
+                listed_update = None
+            if state is not None and listed_update is not None and listed_update == staged_update:
+                _unchanged(ctx, invoice_id, state, header, ok, out)
+                continue
+            got = read_detail(jag, invoice_id)
+            if isinstance(got, str):  # this invoice only: the run goes on, the cursor stays (read again next run)
+                quarantine_unreadable(ctx, header, got, out)
+                continue
+            yield got, postable(got.get("header") or {}, ctx)
 
 
 def read_detail(jag: Any, invoice_id: str, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any] | str:
@@ -512,8 +540,8 @@ def extract(ctx: FlowContext) -> Outcomes:
     rng = None if ctx.params.ids else read_range(ctx)
     if rng is not None:
         _cursor_note(ctx, rng, out)
-    for detail, ok in iter_details(ctx, jag, out, rng):
-        _stage_one(ctx, rules, detail, ok, out)
+    for chunk in _chunks(iter_details(ctx, jag, out, rng)):
+        _stage_chunk(ctx, rules, chunk, out)
     if rng is not None:
         if out["failed"] or out[UNREADABLE]:
             # the invoices JAGGAER would not give are read again by the next run (from the cursor)
@@ -526,76 +554,82 @@ def extract(ctx: FlowContext) -> Outcomes:
     return out
 
 
-def _stage_one(ctx: FlowContext, rules: CodeRules, detail: dict[str, Any], ok: bool, out: Outcomes) -> None:
-    header = detail.get("header") or {}
-    invoice_id = str(header.get("invoiceId"))
-    if _stage_in_session(ctx, rules, detail, ok, out):
-        # posted (or being posted) and no longer approved: the staged version is committed; the audit row goes in
-        # a transaction of its own
+def _stage_chunk(ctx: FlowContext, rules: CodeRules, chunk: list[tuple[dict[str, Any], bool]], out: Outcomes) -> None:
+    """Stage up to :data:`CHUNK` invoice versions in one transaction (the details were read before it began, so no
+    write lock is held during HTTP calls)."""
+    withdrawn: list[tuple[str, Mapping[str, Any]]] = []
+    with session_scope(ctx.engine) as s:
+        for detail, ok in chunk:
+            if _stage_in_session(ctx, s, rules, detail, ok, out):
+                header = detail.get("header") or {}
+                withdrawn.append((str(header.get("invoiceId")), header))
+    # posted (or being posted) and no longer approved: the staged versions are committed; each audit row goes in
+    # a transaction of its own
+    for invoice_id, header in withdrawn:
         withdrawn_after_post(ctx, invoice_id, header, out)
 
 
-def _stage_in_session(ctx: FlowContext, rules: CodeRules, detail: dict[str, Any], ok: bool, out: Outcomes) -> bool:
-    """Stage one invoice version; ``True`` when it reached Exact and JAGGAER no longer shows it as approved."""
+def _stage_in_session(
+    ctx: FlowContext, s: Session, rules: CodeRules, detail: dict[str, Any], ok: bool, out: Outcomes
+) -> bool:
+    """Stage one invoice version in ``s``; ``True`` when it reached Exact and JAGGAER no longer shows it as
+    approved."""
     header = detail.get("header") or {}
     invoice_id = str(header.get("invoiceId"))
     number = str(header.get("invoiceNumber") or invoice_id)
     business_unit = header.get("businessUnit")
     division = route(ctx, rules, business_unit)
     payload = jsonable(detail)
-    with session_scope(ctx.engine) as s:
-        result = ledger.stage(
-            s,
-            tenant=ctx.tenant.name,
-            flow=FLOW,
-            source_id=invoice_id,
-            payload=payload,
-            source_ref=number,
-            division=division,
-            run_id=ctx.run_id,
-            repost_changed=False,
-        )
-        entry = ledger.get_entry(s, ctx.tenant.name, FLOW, invoice_id)
-        assert entry is not None
-        if not ok:
-            if entry.state in DONE_STATES:
-                return True
-            # no longer approved in JAGGAER while still waiting here: stop it before it is posted
-            if entry.state in OPEN_STATES:
-                ledger.transition(
-                    s,
-                    entry,
-                    "cancelled",
-                    reason=(
-                        f"no longer approved in JAGGAER (workflow {header.get('workflowStatus')}, payment "
-                        f"{header.get('paymentStatus')}); picked up again when it is"
-                    ),
-                    run_id=ctx.run_id,
-                )
-                out.add("cancelled", number)
-            else:
-                out.add("not_approved")
-            return False
-        if entry.state == "cancelled":
-            ledger.transition(s, entry, "pending", reason="approved again in JAGGAER", run_id=ctx.run_id)
-        if result == "unchanged":
-            out.add("unchanged")
-            return False
-        if entry.state in DONE_STATES and result == "changed":
-            out.add(
-                "changed_after_post",
-                number,
-                detail=(
-                    f"invoice {number} (id {invoice_id}) changed in JAGGAER after it was posted to Exact"
-                    + (f" (entry {entry.target_ref})" if entry.target_ref else "")
-                    + "; it is not posted again: check whether the Exact entry needs a manual correction"
+    result, entry = ledger.stage_entry(
+        s,
+        tenant=ctx.tenant.name,
+        flow=FLOW,
+        source_id=invoice_id,
+        payload=payload,
+        source_ref=number,
+        division=division,
+        run_id=ctx.run_id,
+        repost_changed=False,
+    )
+    if not ok:
+        if entry.state in DONE_STATES:
+            return True
+        # no longer approved in JAGGAER while still waiting here: stop it before it is posted
+        if entry.state in OPEN_STATES:
+            ledger.transition(
+                s,
+                entry,
+                "cancelled",
+                reason=(
+                    f"no longer approved in JAGGAER (workflow {header.get('workflowStatus')}, payment "
+                    f"{header.get('paymentStatus')}); picked up again when it is"
                 ),
+                run_id=ctx.run_id,
             )
-            return False
-        if division is None:
-            reason = route_reason(ctx, business_unit, rules)
-            ledger.transition(s, entry, "quarantined", reason=reason, run_id=ctx.run_id)
-            out.add("quarantined", number, detail=f"invoice {number}: {reason}")
-            return False
-        out.add("extracted", number)
+            out.add("cancelled", number)
+        else:
+            out.add("not_approved")
         return False
+    if entry.state == "cancelled":
+        ledger.transition(s, entry, "pending", reason="approved again in JAGGAER", run_id=ctx.run_id)
+    if result == "unchanged":
+        out.add("unchanged")
+        return False
+    if entry.state in DONE_STATES and result == "changed":
+        out.add(
+            "changed_after_post",
+            number,
+            detail=(
+                f"invoice {number} (id {invoice_id}) changed in JAGGAER after it was posted to Exact"
+                + (f" (entry {entry.target_ref})" if entry.target_ref else "")
+                + "; it is not posted again: check whether the Exact entry needs a manual correction"
+            ),
+        )
+        return False
+    if division is None:
+        reason = route_reason(ctx, business_unit, rules)
+        ledger.transition(s, entry, "quarantined", reason=reason, run_id=ctx.run_id)
+        out.add("quarantined", number, detail=f"invoice {number}: {reason}")
+        return False
+    out.add("extracted", number)
+    return False

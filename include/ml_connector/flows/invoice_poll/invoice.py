@@ -32,8 +32,18 @@ class InvoiceDataError(ValueError):
     """The invoice cannot be read; the message names the field."""
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def jsonable(value: Any) -> Any:
     """``Decimal`` → ``str`` (exact), recursively; everything else as is. For staging J1P JSON."""
+    kind = type(value)
+    if kind in _PLAIN:  # the common case first: exact type checks (the ABC checks below cost far more)
+        return value
+    if kind is dict:
+        return {k if type(k) is str else str(k): jsonable(v) for k, v in value.items()}
+    if kind is list:
+        return [jsonable(v) for v in value]
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, Mapping):

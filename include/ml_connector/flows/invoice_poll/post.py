@@ -41,7 +41,7 @@ Refusals across tries and runs stay bounded by Exact's hourly error budget (``ex
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -331,76 +331,94 @@ class Poster:
         return self._master
 
     # -- the batch -----------------------------------------------------------------------------------------------
-    def run(self, entry_ids: list[int]) -> None:
-        ahead: dict[int, Loaded] = {}
+    def run(self, chunks: Iterable[list[int]], total: int) -> None:
+        """Post the batch: ``chunks`` of entry ids (those left ``posting`` first, then the new ones), ``total`` of
+        them (for the ``not_sent`` count when the batch stops early). What does not fit the day's Exact share is left
+        for the next run (``flows.budget_plan``)."""
         plan = budget_plan.PostPlan(self.ctx, self.division, self.costs)  # post what fits the day's Exact share
-        for n, entry_id in enumerate(entry_ids):
-            try:
-                if self.lookup is None and plan.stops(self.out, entry_ids[n:], before=1):
-                    return
-                if self.errors >= MAX_ERRORS_PER_RUN:
-                    raise DivisionStopped(
-                        f"{self.errors} error answers from Exact for division {self.division} in this try"
-                    )
-                if self.lease is not None:
-                    self.lease.check()  # a stage that was frozen past its lease stops here, before reading on
-                if entry_id not in ahead:
-                    ahead = self._load_chunk(entry_ids[n : n + CHUNK])
-                if self.lookup is None:
-                    try:
-                        self.lookup = self._look_up(entry_ids[n:])
-                    except RejectedError as exc:  # not division-wide (that stops above): post nothing unlooked
-                        reason = f"could not look for the batch's invoices in Exact before posting: {exc}"
-                        self.out.add(
-                            "failed", f"division {self.division}", detail=f"division {self.division}: {reason}"
+        done = 0
+        batches = iter(chunks)
+        for ids in batches:
+            ahead: dict[int, Loaded] | None = None
+            for k, entry_id in enumerate(ids):
+
+                def rest(ids: list[int] = ids, k: int = k) -> list[int]:
+                    """This invoice and every one after it (the stream is read to its end: the batch stops)."""
+                    return ids[k:] + [i for chunk in batches for i in chunk]
+
+                try:
+                    if self.errors >= MAX_ERRORS_PER_RUN:
+                        raise DivisionStopped(
+                            f"{self.errors} error answers from Exact for division {self.division} in this try"
                         )
-                        self.out.add("not_sent", n=len(entry_ids) - n)
+                    if self.lease is not None:
+                        self.lease.check()  # a stage that was frozen past its lease stops here, before reading on
+                    if ahead is None:
+                        ahead = self._load_chunk(ids)  # the chunk's invoices in one transaction
+                        self.costs.update(
+                            {i: budget_plan.entry_cost(e, ledger.unresolved(e)) for i, (e, _, _) in ahead.items()}
+                        )
+                    if self.lookup is None:
+                        if plan.stops(self.out, entry_id, total - done, rest, before=1):
+                            return
+                        try:
+                            self.lookup = self._look_up()
+                        except RejectedError as exc:  # not division-wide (that stops above): post nothing unlooked
+                            reason = f"could not look for the batch's invoices in Exact before posting: {exc}"
+                            self.out.add(
+                                "failed", f"division {self.division}", detail=f"division {self.division}: {reason}"
+                            )
+                            self.out.add("not_sent", n=total - done)
+                            return
+                    if plan.stops(self.out, entry_id, total - done, rest):
                         return
-                if plan.stops(self.out, entry_ids[n:]):
+                    self.post_one(entry_id, ahead.pop(entry_id, None))
+                    done += 1
+                except RateBudgetExhausted as spent:
+                    # what is left is kept for others (or Exact's cap is reached): this invoice and the rest wait
+                    plan.leave(self.out, rest(), spent)
                     return
-                self.post_one(entry_id, ahead.pop(entry_id, None))
-            except RateBudgetExhausted as spent:
-                # what is left is kept for others (or Exact's cap is reached): this invoice and the rest wait
-                plan.leave(self.out, entry_ids[n:], spent)
-                return
-            except DivisionStopped as stop:
-                self._stop(stop, len(entry_ids) - n - (1 if stop.current_done else 0))
-                return
-            except LeaseLost as lost:
-                # another post stage took this division over (this one stopped renewing: frozen, cut off):
-                # it sends nothing more; the records are that stage's now
-                self.ctx.logger.error("%s", lost)
-                self.out.add("lease_lost", f"division {self.division}", detail=str(lost))
-                self.out.add("not_sent", n=len(entry_ids) - n)
-                return
+                except DivisionStopped as stop:
+                    self._stop(stop, total - done - (1 if stop.current_done else 0))
+                    return
+                except LeaseLost as lost:
+                    # another post stage took this division over (this one stopped renewing: frozen, cut off):
+                    # it sends nothing more; the records are that stage's now
+                    self.ctx.logger.error("%s", lost)
+                    self.out.add("lease_lost", f"division {self.division}", detail=str(lost))
+                    self.out.add("not_sent", n=total - done)
+                    return
 
     # -- look before the first POST ------------------------------------------------------------------------------
-    def _look_up(self, entry_ids: list[int]) -> Lookup:
-        """Read, in one paged request, the Exact entries of the suppliers of the batch's new invoices (``look``)."""
+    def _look_up(self) -> Lookup:
+        """Read, in one paged request, the Exact entries of the suppliers of the batch's new invoices (``look``): the
+        division's ``pending`` invoices, read :data:`CHUNK` at a time (only their suppliers and earliest date are
+        kept)."""
         suppliers: set[str] = set()
-        dates: list[date] = []
+        since_day: date | None = None
         accounts = self._accounts
-        with session_scope(self.ctx.engine) as s:
-            for start in range(0, len(entry_ids), CHUNK):
-                chunk = entry_ids[start : start + CHUNK]
-                for entry, payload in ledger.entries_with_payloads(
-                    s, self.ctx.tenant.name, FLOW, states=("pending",), ids=chunk
+        ctx = self.ctx
+        for chunk in ledger.iter_id_chunks(
+            ctx.engine, ctx.tenant.name, FLOW, states=("pending",), division=self.division, source_ids=id_filter(ctx)
+        ):
+            with session_scope(self.ctx.engine) as s:
+                for entry, header in ledger.entries_with_payloads(
+                    s, self.ctx.tenant.name, FLOW, states=("pending",), ids=chunk, part="header"
                 ):
                     if ledger.unresolved(entry):
                         continue
-                    vendor = _vendor(payload)
+                    vendor = _vendor({"header": header})
                     if vendor.id not in accounts:
                         link = find_link(s, self.ctx.tenant.name, self.division, vendor)
                         accounts[vendor.id] = link.exact_account_id if link is not None else None
-                    header = payload.get("header") or {}
                     try:
                         day = j1p.parse_date(header.get("invoiceDate"))
                     except ValueError:
                         day = None
                     if accounts[vendor.id] and day is not None and header.get("supplierInvoiceNumber"):
                         suppliers.add(str(accounts[vendor.id]))
-                        dates.append(day)
-        since = since_for(dates)
+                        since_day = day if since_day is None else min(since_day, day)
+        since = since_for([since_day] if since_day is not None else [])
         if not suppliers or since is None:
             return Lookup()
         try:
@@ -411,10 +429,11 @@ class Poster:
         self.ctx.logger.info("division %s: %s", self.division, found.describe())
         return found
 
-    def _looked(self, entry: LedgerEntry, planned: PlannedEntry, number: str) -> bool:
+    def _looked(self, entry: LedgerEntry, planned: PlannedEntry, number: str, released: bool) -> bool:
         """A new invoice compared with the entries read before the batch: True when it is settled here (already in
-        Exact: recorded ``posted`` naming the entry; a same-``YourRef`` entry that differs: ``held``)."""
-        if self.lookup is None or _released_after_hold(self.ctx, entry):
+        Exact: recorded ``posted`` naming the entry; a same-``YourRef`` entry that differs: ``held``). ``released``:
+        a person requeued it after a duplicate hold (:func:`_released_after_hold`): not compared."""
+        if self.lookup is None or released:
             return False
         rows = self.lookup.candidates(planned.supplier_id, planned.your_ref)
         if not rows:
@@ -726,7 +745,8 @@ class Poster:
             self.out.add("quarantined", number, detail=f"invoice {number}: {problem}")
             return
         assert planned is not None
-        if not searched and entry.state == "pending" and self._looked(entry, planned, number):
+        released = _released_after_hold(ctx, entry)
+        if not searched and entry.state == "pending" and self._looked(entry, planned, number, released):
             return
 
         try:
@@ -739,6 +759,9 @@ class Poster:
                 target=Target.of(planned).to_json(),
                 division=planned.division,
                 lease=self.lease,
+                # a lost mark is recovered by the next run's look before posting (store.db), which finds an entry
+                # by supplier + YourRef; one released after a duplicate hold posts without looking: synced
+                durable=released or not (planned.your_ref or "").strip(),
             )
         except ledger.StateChanged as exc:
             ctx.logger.info("invoice %s: %s; skipped", number, exc)
@@ -865,6 +888,15 @@ def _expunged(ctx: FlowContext, entry_id: int) -> LedgerEntry | None:
         return entry
 
 
+def _work(ctx: FlowContext, division: int) -> Iterator[list[int]]:
+    """The batch's entry ids, :data:`CHUNK` at a time: those left ``posting`` first (resolved before anything new is
+    sent), then the new ones, each in ledger order (streamed: no list of the whole batch)."""
+    for states in (("posting",), ("pending",)):
+        yield from ledger.iter_id_chunks(
+            ctx.engine, ctx.tenant.name, FLOW, states=states, division=division, source_ids=id_filter(ctx), size=CHUNK
+        )
+
+
 def post(ctx: FlowContext, master: Mapping[str, Any] | None = None) -> Outcomes:
     """The post stage for ``ctx.division``. ``master``: the validate task's master data (read again if absent)."""
     out = Outcomes()
@@ -873,12 +905,10 @@ def post(ctx: FlowContext, master: Mapping[str, Any] | None = None) -> Outcomes:
     division = ctx.division
     assert division is not None, "post runs per division"
     with session_scope(ctx.engine) as s:
-        found = ledger.entries(
+        total = ledger.count_entries(
             s, ctx.tenant.name, FLOW, states=POST_STATES, division=division, source_ids=id_filter(ctx)
         )
-        found.sort(key=lambda e: (e.state != "posting", e.id))  # resolve the ambiguous ones first
-        work = [e.id for e in found]
-    if not work:
+    if not total:
         return out
     lease = ctx.posting_lease(division)
     try:
@@ -887,13 +917,12 @@ def post(ctx: FlowContext, master: Mapping[str, Any] | None = None) -> Outcomes:
         # another post stage is sending for this division: this one sends nothing and says why
         ctx.logger.warning("%s", busy)
         out.add("busy", f"division {division}", detail=str(busy))
-        out.add("not_sent", n=len(work))
+        out.add("not_sent", n=total)
         return out
     lease.start_heartbeat()
     try:
         poster = Poster(ctx, division, MasterData.from_dict(dict(master)) if master else None, lease)
-        poster.costs = {e.id: budget_plan.entry_cost(e, ledger.unresolved(e)) for e in found}
-        poster.run(work)
+        poster.run(_work(ctx, division), total)
     finally:
         lease.release()
     return poster.out

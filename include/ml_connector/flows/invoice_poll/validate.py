@@ -34,34 +34,35 @@ from ml_connector.store.models import LedgerEntry
 VALIDATE_STATES = ("pending", "quarantined")
 
 
-def _work(ctx: FlowContext, division: int) -> list[tuple[int, str, str, str | None, dict[str, Any], str | None]]:
-    """``(entry id, number, state, reason, payload, supplier account id)`` of what this division must check."""
+Work = tuple[int, str, str, str | None, dict[str, Any], str | None]
+
+
+def _work(ctx: FlowContext, division: int, ids: list[int], links: dict[str, str | None]) -> list[Work]:
+    """``(entry id, number, state, reason, payload, supplier account id)`` of the chunk ``ids`` this division must
+    check, read in one query; ``links`` caches each vendor's Exact supplier for the run."""
     out = []
     with session_scope(ctx.engine) as s:
-        for e in ledger.entries(
-            s, ctx.tenant.name, FLOW, states=VALIDATE_STATES, division=division, source_ids=id_filter(ctx)
+        for e, payload in ledger.entries_with_payloads(
+            s, ctx.tenant.name, FLOW, states=VALIDATE_STATES, division=division, ids=ids
         ):
             if e.state == "quarantined" and not (e.reason or "").startswith(CHECK_PREFIX):
                 continue
-            payload = ledger.staged_payload(s, e)
             supplier = (payload.get("header") or {}).get("supplier") or {}
-            link = find_link(
-                s,
-                ctx.tenant.name,
-                division,
-                JaggaerVendor(
-                    id=str(supplier.get("id")),
-                    name=str(supplier.get("name") or ""),
-                    supplier_number=str(supplier["supplierNumber"]).strip() if supplier.get("supplierNumber") else None,
-                ),
+            vendor = JaggaerVendor(
+                id=str(supplier.get("id")),
+                name=str(supplier.get("name") or ""),
+                supplier_number=str(supplier["supplierNumber"]).strip() if supplier.get("supplierNumber") else None,
             )
-            account = link.exact_account_id if link is not None else None
-            out.append((e.id, e.source_ref or e.source_id, e.state, e.reason, payload, account))
+            if vendor.id not in links:
+                link = find_link(s, ctx.tenant.name, division, vendor)
+                links[vendor.id] = link.exact_account_id if link is not None else None
+            out.append((e.id, e.source_ref or e.source_id, e.state, e.reason, payload, links[vendor.id]))
     return out
 
 
 def validate(ctx: FlowContext) -> dict[str, Any]:
-    """The validate stage for ``ctx.division``: counts (``Outcomes.to_dict()``) plus ``"master"``."""
+    """The validate stage for ``ctx.division``: counts (``Outcomes.to_dict()``) plus ``"master"``. Streams the
+    division's invoices :data:`ledger.CHUNK` at a time; each chunk's decisions are written in one transaction."""
     if ctx.dry_run:  # the division's part of a dry run (Exact reads under this task's pool)
         from ml_connector.flows.invoice_poll.dry_run import preview_division
 
@@ -69,28 +70,45 @@ def validate(ctx: FlowContext) -> dict[str, Any]:
     out = Outcomes()
     division = ctx.division
     assert division is not None, "validate runs per division"
-    work = [w for w in _work(ctx, division) if w[5]]
-    if not work:
+    master: MasterData | None = None
+    rules: CodeRules | None = None
+    links: dict[str, str | None] = {}
+    for ids in ledger.iter_id_chunks(
+        ctx.engine, ctx.tenant.name, FLOW, states=VALIDATE_STATES, division=division, source_ids=id_filter(ctx)
+    ):
+        work = [w for w in _work(ctx, division, ids, links) if w[5]]
+        if not work:
+            continue
+        if master is None or rules is None:
+            try:  # read only when there is something to check
+                budget_plan.check_room(ctx, division, "the master data")
+                master = MasterData.load(ctx.exact_hook(), division)
+            except RateBudgetExhausted as spent:
+                # the day's Exact share is spent (refused before sending): nothing is checked now, nothing changes;
+                # the post stage leaves the pending invoices for tomorrow without a call (flows.budget_plan)
+                budget_plan.stage_refused(ctx, "validate", spent, len(work))
+                return out.to_dict()
+            with session_scope(ctx.engine) as s:
+                rules = CodeRules.load(s, ctx.tenant)
+        _check_chunk(ctx, division, work, master, rules, out)
+    if master is None:
         return out.to_dict()
-    try:
-        budget_plan.check_room(ctx, division, "the master data")
-        master = MasterData.load(ctx.exact_hook(), division)
-    except RateBudgetExhausted as spent:
-        # the day's Exact share is spent (refused before sending): nothing is checked now, nothing changes; the post
-        # stage leaves the pending invoices for tomorrow without a call (flows.budget_plan)
-        budget_plan.stage_refused(ctx, "validate", spent, len(work))
-        return out.to_dict()
-    with session_scope(ctx.engine) as s:
-        rules = CodeRules.load(s, ctx.tenant)
+    return {**out.to_dict(), "master": master.to_dict()}
+
+
+def _check_chunk(
+    ctx: FlowContext, division: int, work: list[Work], master: MasterData, rules: CodeRules, out: Outcomes
+) -> None:
+    changes: list[tuple[int, str, str]] = []  # (entry id, new state, reason)
     for entry_id, number, state, old_reason, payload, account in work:
         try:
             invoice = parse_invoice(payload)
             plan_entry(invoice, division=division, supplier_id=str(account), rules=rules, master=master)
         except InvoiceDataError as exc:
-            _quarantine(ctx, entry_id, f"{DATA_PREFIX}{exc}", number, state, old_reason, out)
+            _quarantine(f"{DATA_PREFIX}{exc}", entry_id, number, state, old_reason, out, changes)
             continue
         except EntryInvalid as exc:
-            _quarantine(ctx, entry_id, f"{CHECK_PREFIX}{exc}", number, state, old_reason, out)
+            _quarantine(f"{CHECK_PREFIX}{exc}", entry_id, number, state, old_reason, out, changes)
             continue
         except (ValueError, ArithmeticError) as exc:  # anything else about this one invoice: the others go on
             ctx.logger.warning("invoice %s cannot be checked: %s: %s", number, type(exc).__name__, exc)
@@ -99,24 +117,29 @@ def validate(ctx: FlowContext) -> dict[str, Any]:
                 "check its amounts and accounting splits in JAGGAER (amounts in whole cents); it is checked again "
                 "on every run"
             )
-            _quarantine(ctx, entry_id, reason, number, state, old_reason, out)
+            _quarantine(reason, entry_id, number, state, old_reason, out, changes)
             continue
         if state == "quarantined":
-            with session_scope(ctx.engine) as s:
-                ledger.transition(
-                    s, s.get(LedgerEntry, entry_id), "pending", reason="checks pass now", run_id=ctx.run_id
-                )
+            changes.append((entry_id, "pending", "checks pass now"))
             out.add("released", number)
         out.add("valid")
-    return {**out.to_dict(), "master": master.to_dict()}
+    if changes:
+        with session_scope(ctx.engine) as s:
+            for entry_id, new_state, reason in changes:
+                ledger.transition(s, s.get(LedgerEntry, entry_id), new_state, reason=reason, run_id=ctx.run_id)
 
 
 def _quarantine(
-    ctx: FlowContext, entry_id: int, reason: str, number: str, state: str, old_reason: str | None, out: Outcomes
+    reason: str,
+    entry_id: int,
+    number: str,
+    state: str,
+    old_reason: str | None,
+    out: Outcomes,
+    changes: list[tuple[int, str, str]],
 ) -> None:
     if state == "quarantined" and old_reason == reason:
         out.add("still_quarantined", number)
         return
-    with session_scope(ctx.engine) as s:
-        ledger.transition(s, s.get(LedgerEntry, entry_id), "quarantined", reason=reason, run_id=ctx.run_id)
+    changes.append((entry_id, "quarantined", reason))
     out.add("quarantined", number, detail=f"invoice {number}: {reason}")

@@ -344,62 +344,83 @@ class VendorResolver:
 
 
 def map_vendors(ctx: FlowContext) -> Outcomes:
-    """The map-vendors stage for ``ctx.division`` (see the module docstring)."""
+    """The map-vendors stage for ``ctx.division`` (see the module docstring). Streams the division's waiting invoices
+    :data:`ledger.CHUNK` at a time (each vendor is resolved once per run); a chunk's changes go in one transaction."""
     out = Outcomes()
     if ctx.dry_run:
         return out
     division = ctx.division
     assert division is not None, "map_vendors runs per division"
-    tenant = ctx.tenant.name
+    resolver = VendorResolver(ctx, division)
+    resolved: dict[str, Resolution] = {}
+    for ids in ledger.iter_id_chunks(
+        ctx.engine, ctx.tenant.name, FLOW, states=MAP_STATES, division=division, source_ids=id_filter(ctx)
+    ):
+        _map_chunk(ctx, ids, resolver, resolved, out)
+    if resolver.created:
+        out.add("suppliers_created", n=len(resolver.created), detail=f"created in Exact: {', '.join(resolver.created)}")
+    return out
+
+
+def _map_chunk(
+    ctx: FlowContext, ids: list[int], resolver: VendorResolver, resolved: dict[str, Resolution], out: Outcomes
+) -> None:
     with session_scope(ctx.engine) as s:
         work = [
-            (e.id, e.source_id, e.source_ref or e.source_id, e.state, e.reason, ledger.staged_payload(s, e))
-            for e in ledger.entries(s, tenant, FLOW, states=MAP_STATES, division=division, source_ids=id_filter(ctx))
+            (e.id, e.source_ref or e.source_id, e.state, e.reason, payload)
+            for e, payload in ledger.entries_with_payloads(
+                s, ctx.tenant.name, FLOW, states=MAP_STATES, division=resolver.division, ids=ids
+            )
         ]
-    if not work:
-        return out
-
     by_vendor: dict[str, list[tuple[int, str, str, str | None]]] = defaultdict(list)
-    vendors: dict[str, Vendor] = {}
-    for entry_id, _source_id, number, state, reason, payload in work:
+    unreadable: list[tuple[int, str, str]] = []
+    refused: dict[str, RateBudgetExhausted] = {}
+    for entry_id, number, state, reason, payload in work:
         try:
             invoice = parse_invoice(payload)
         except (ValueError, ArithmeticError) as exc:  # InvoiceDataError is a ValueError
             why = str(exc) if isinstance(exc, InvoiceDataError) else f"cannot be read ({type(exc).__name__}: {exc})"
             why += "; correct the invoice in JAGGAER: it is read again when it changes there"
-            with session_scope(ctx.engine) as s:
-                entry = s.get(LedgerEntry, entry_id)
-                ledger.transition(s, entry, "quarantined", reason=f"{DATA_PREFIX}{why}", run_id=ctx.run_id)
-            out.add("quarantined", number, detail=f"invoice {number}: {why}")
+            unreadable.append((entry_id, number, why))
             continue
-        vendors[invoice.vendor.id] = invoice.vendor
+        if invoice.vendor.id not in resolved and invoice.vendor.id not in refused:
+            try:
+                resolved[invoice.vendor.id] = resolver.resolve(invoice.vendor)
+            except RateBudgetExhausted as spent:
+                refused[invoice.vendor.id] = spent
         by_vendor[invoice.vendor.id].append((entry_id, number, state, reason))
-
-    resolver = VendorResolver(ctx, division)
-    for vendor_id, items in by_vendor.items():
-        try:
-            resolution = resolver.resolve(vendors[vendor_id])
-        except RateBudgetExhausted as spent:
-            # the day's Exact share is spent (refused before sending): these invoices stay as they are; the post
-            # stage, which knows it without a call, leaves the pending ones for tomorrow (flows.budget_plan)
-            budget_plan.stage_refused(ctx, "map vendors", spent, len(items))
-            continue
-        with session_scope(ctx.engine) as s:
+    with session_scope(ctx.engine) as s:
+        for entry_id, number, why in unreadable:
+            ledger.transition(
+                s, s.get(LedgerEntry, entry_id), "quarantined", reason=f"{DATA_PREFIX}{why}", run_id=ctx.run_id
+            )
+            out.add("quarantined", number, detail=f"invoice {number}: {why}")
+        for vendor_id, items in by_vendor.items():
+            if vendor_id in refused:
+                # the day's Exact share is spent (refused before sending): these invoices stay as they are; the
+                # post stage, which knows it without a call, leaves the pending ones for tomorrow (flows.budget_plan)
+                budget_plan.stage_refused(ctx, "map vendors", refused[vendor_id], len(items))
+                continue
+            resolution = resolved[vendor_id]
             for entry_id, number, state, reason in items:
-                entry = s.get(LedgerEntry, entry_id)
                 if resolution.action == "mapped":
                     if state == "held":
-                        ledger.transition(s, entry, "pending", reason="vendor mapped", run_id=ctx.run_id)
+                        ledger.transition(
+                            s, s.get(LedgerEntry, entry_id), "pending", reason="vendor mapped", run_id=ctx.run_id
+                        )
                         out.add("vendor_mapped", number)
                 elif resolution.action == "held":
                     if state != "held" or reason != resolution.reason:
-                        ledger.transition(s, entry, "held", reason=resolution.reason, run_id=ctx.run_id)
+                        ledger.transition(
+                            s, s.get(LedgerEntry, entry_id), "held", reason=resolution.reason, run_id=ctx.run_id
+                        )
                     out.add("held", number)
                 else:
-                    ledger.transition(s, entry, "skipped", reason=resolution.reason, run_id=ctx.run_id)
+                    ledger.transition(
+                        s, s.get(LedgerEntry, entry_id), "skipped", reason=resolution.reason, run_id=ctx.run_id
+                    )
                     out.add("skipped", number, detail=f"invoice {number}: {resolution.reason}")
+    for vendor_id, items in by_vendor.items():
+        resolution = resolved[vendor_id]
         if resolution.action == "held":
             ctx.logger.error("invoice(s) %s held: %s", ", ".join(i[1] for i in items), resolution.reason)
-    if resolver.created:
-        out.add("suppliers_created", n=len(resolver.created), detail=f"created in Exact: {', '.join(resolver.created)}")
-    return out
