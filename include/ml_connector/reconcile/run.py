@@ -154,16 +154,27 @@ def daily(ctx: Any) -> dict[str, Any]:
     A dry run reconciles nothing. Discrepancies alert and keep the task green (they are data, not a failure)."""
     if ctx.dry_run:
         return {"skipped": "dry run"}
+    from ml_connector.errors import RateBudgetExhausted
+    from ml_connector.flows import budget_plan
+
     period = daily_period(ctx.window[1] if ctx.window else None)
-    outcome = reconcile(
-        ctx.tenant,
-        int(ctx.division),
-        period,
-        engine=ctx.engine,
-        exact_hook=ctx.exact_hook(),
-        jaggaer_hook=ctx.jaggaer_hook(),
-        trigger=ctx.run_id,
-    )
+    try:
+        # the reads come out of the invoice poll's share of the day's Exact calls: when it is spent, the calls kept
+        # for the PO push and searches are not touched; the next day's run reconciles (its period overlaps)
+        budget_plan.check_room(ctx, int(ctx.division), "the ledger lines to reconcile")
+        outcome = reconcile(
+            ctx.tenant,
+            int(ctx.division),
+            period,
+            engine=ctx.engine,
+            exact_hook=ctx.exact_hook(),
+            jaggaer_hook=ctx.jaggaer_hook(),
+            trigger=ctx.run_id,
+        )
+    except RateBudgetExhausted as spent:
+        why = f"not reconciled today: the invoice poll's share of Exact's daily calls is used ({spent})"
+        ctx.logger.warning("division %s: %s; the next run reconciles", ctx.division, why)
+        return {"skipped": why, "period": str(period)}
     ctx.logger.info("%s; %s", outcome.summary(), page_url(outcome.tenant, outcome.id))
     return {
         "reconciliation_id": outcome.id,

@@ -421,6 +421,6 @@ def _map_chunk(
                     )
                     out.add("skipped", number, detail=f"invoice {number}: {resolution.reason}")
     for vendor_id, items in by_vendor.items():
-        resolution = resolved[vendor_id]
-        if resolution.action == "held":
+        resolution = resolved.get(vendor_id)
+        if resolution is not None and resolution.action == "held":
             ctx.logger.error("invoice(s) %s held: %s", ", ".join(i[1] for i in items), resolution.reason)
