@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.measure import REPO, git_info, machine_facts, machine_snapshot
 
-SCENARIOS = ("po_push", "invoice_poll", "serving", "token_chain")
+SCENARIOS = ("po_push", "invoice_poll", "serving", "token_chain", "dags_test")
 FLOW_SCENARIOS = ("po_push", "invoice_poll")
 RESULTS_DIR = REPO / "bench"
 
