@@ -8,6 +8,7 @@ of the wall time, and the seconds it spent waiting are reported next to it.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 from bench.env import DIV_MFG, TENANT, commits, connect_exact
@@ -185,6 +186,15 @@ SMALL, LARGE, MEMORY = (1000, 100), (10000, 300), (100000, 300)
 CPU_RATIO_LIMIT = 1.10  # CPU per order at LARGE within 10 % of that at SMALL, every stage
 RSS_LIMIT_MB = 300.0  # peak RSS at MEMORY orders
 CHILD_TIMEOUT_S = 7200.0
+#: ``small,large,memory`` orders instead of the sizes above (e.g. ``1000,10000,20000`` on a busy machine).
+SIZES_ENV = "MLC_BENCH_PO_SIZES"
+
+
+def _size(lab: Lab, which: int, default: tuple[int, int]) -> int:
+    raw = os.environ.get(SIZES_ENV, "").strip()
+    if raw:
+        return int(raw.split(",")[which])
+    return lab.options.n(*default)
 
 
 def _zero_latency_run(lab: Lab, n: int, run_id: str) -> dict[str, Any]:
@@ -230,15 +240,15 @@ def _zero_latency_run(lab: Lab, n: int, run_id: str) -> dict[str, Any]:
 
 
 def run_small(lab: Lab) -> dict[str, Any]:
-    return _zero_latency_run(lab, lab.options.n(*SMALL), "bench-cpu-small")
+    return _zero_latency_run(lab, _size(lab, 0, SMALL), "bench-cpu-small")
 
 
 def run_large(lab: Lab) -> dict[str, Any]:
-    return _zero_latency_run(lab, lab.options.n(*LARGE), "bench-cpu-large")
+    return _zero_latency_run(lab, _size(lab, 1, LARGE), "bench-cpu-large")
 
 
 def run_memory(lab: Lab) -> dict[str, Any]:
-    return _zero_latency_run(lab, lab.options.n(*MEMORY), "bench-memory")
+    return _zero_latency_run(lab, _size(lab, 2, MEMORY), "bench-memory")
 
 
 def _scaling_and_memory(lab: Lab) -> dict[str, Any]:
