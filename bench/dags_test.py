@@ -273,9 +273,11 @@ def render_markdown(dt: dict[str, Any]) -> list[str]:
         f"docs/airflow-overhead.md). CPU of the process {cpu:.1f} s, of which task bodies {work_cpu:.2f} s "
         f"({work_cpu / cpu if cpu else 0:.0%}). Phases (wall): process start and CLI import "
         f"{ph.get('process_start_and_cli_import_s', 0):.1f} s, DAG files parsed in "
-        f"{ph.get('dag_files_parse_s', 0):.1f} s, start to first task {ph.get('before_first_task_s', 0):.1f} s, first task's in-process execution API "
+        f"{ph.get('dag_files_parse_s', 0):.1f} s, start to first task {ph.get('before_first_task_s', 0):.1f} s, "
+        "first task's in-process execution API "
         f"{ph.get('first_task_execution_api_start_s', 0):.1f} s, Airflow per task "
-        f"{ph.get('airflow_per_task_s', 0):.2f} s over {ph.get('tasks', '?')} tasks, after the last task {ph.get('after_last_task_s', 0):.1f} s. Imports: "
+        f"{ph.get('airflow_per_task_s', 0):.2f} s over {ph.get('tasks', '?')} tasks, after the last task "
+        f"{ph.get('after_last_task_s', 0):.1f} s. Imports: "
         f"Airflow's top-level {imp.get('airflow_top_level_s', 0):.1f} s, the connector's "
         f"{imp.get('connector_s', 0):.2f} s. Work by task: {stages or '-'}. (Airflow's metadata DB migration, once "
         f"per home, not counted: {dt.get('airflow_db_migrate_s', 0):.0f} s.)",
