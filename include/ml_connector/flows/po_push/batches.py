@@ -35,7 +35,9 @@ def open_ids(ctx: FlowContext, states: Iterable[str], division: int) -> list[int
     return [entry_id for entry_id, ref in rows if wanted is None or (ref or "") in wanted]
 
 
-def chunks(ids: Sequence[int], size: int = CHUNK) -> Iterator[list[int]]:
+def chunks(ids: Sequence[int], size: int | None = None) -> Iterator[list[int]]:
+    """``ids`` in lists of ``size`` (default :data:`CHUNK`, read at call time)."""
+    size = size or CHUNK
     for start in range(0, len(ids), size):
         yield list(ids[start : start + size])
 
