@@ -182,7 +182,8 @@ def _run_scenario(lab: Any, name: str) -> dict[str, Any]:
     if name in FLOW_SCENARIOS:
         from bench.child import run_in_child
 
-        (result,) = run_in_child(lab, [(name, "run")])
+        module = __import__(f"bench.{name}", fromlist=["run"])
+        (result,) = run_in_child(lab, [(name, "run")], timeout=getattr(module, "SCENARIO_TIMEOUT_S", 900.0))
         if lab.options.trace:
             try:
                 (result["tracemalloc"],) = run_in_child(lab, [(name, "run_traced")])

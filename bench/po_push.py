@@ -186,6 +186,8 @@ SMALL, LARGE, MEMORY = (1000, 100), (10000, 300), (100000, 300)
 CPU_RATIO_LIMIT = 1.10  # CPU per order at LARGE within 10 % of that at SMALL, every stage
 RSS_LIMIT_MB = 300.0  # peak RSS at MEMORY orders
 CHILD_TIMEOUT_S = 7200.0
+#: The whole scenario's process (bench.cli): the 2,000-order runs and the three zero-latency runs above.
+SCENARIO_TIMEOUT_S = 900.0 + 3 * CHILD_TIMEOUT_S
 #: ``small,large,memory`` orders instead of the sizes above (e.g. ``1000,10000,20000`` on a busy machine).
 SIZES_ENV = "MLC_BENCH_PO_SIZES"
 
