@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.measure import REPO, git_info, machine_facts, machine_snapshot
 
-SCENARIOS = ("po_push", "invoice_poll", "serving", "token_chain", "webhooks")
+SCENARIOS = ("po_push", "invoice_poll", "serving", "token_chain", "webhooks", "dags_test")
 FLOW_SCENARIOS = ("po_push", "invoice_poll")
 RESULTS_DIR = REPO / "bench"
 SCENARIOS += ("daily_cap",)  # bench/daily_cap.py: a backlog above the invoice poll's daily Exact share
@@ -183,7 +183,8 @@ def _run_scenario(lab: Any, name: str) -> dict[str, Any]:
     if name in FLOW_SCENARIOS:
         from bench.child import run_in_child
 
-        (result,) = run_in_child(lab, [(name, "run")])
+        module = __import__(f"bench.{name}", fromlist=["run"])
+        (result,) = run_in_child(lab, [(name, "run")], timeout=getattr(module, "SCENARIO_TIMEOUT_S", 900.0))
         if lab.options.trace:
             try:
                 (result["tracemalloc"],) = run_in_child(lab, [(name, "run_traced")])

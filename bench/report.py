@@ -158,6 +158,9 @@ def render_markdown(results: dict[str, Any]) -> str:
             + _process(po),
             "",
         ]
+        from bench.po_push import render_markdown as po_extra
+
+        lines += po_extra(po)
     ip = scenarios.get("invoice_poll") or {}
     if ip.get("first"):
         first, steady = ip["first"], ip.get("steady") or {}
@@ -264,6 +267,10 @@ def render_markdown(results: dict[str, Any]) -> str:
 
         lines += render_webhooks(scenarios["webhooks"])
     lines += _daily_cap(scenarios.get("daily_cap") or {})
+    if (scenarios.get("dags_test") or {}).get("first"):
+        from bench.dags_test import render_markdown as dags_test_lines
+
+        lines += dags_test_lines(scenarios["dags_test"])
     problems = _problems(scenarios)
     errors = results.get("errors") or {}
     if problems or errors:

@@ -34,9 +34,9 @@ from typing import Any
 from sqlalchemy import select
 
 from ml_connector.errors import AmbiguousWriteError, ConfigError, TransientError
-from ml_connector.flows.po_push import model
+from ml_connector.flows.po_push import batches, model
 from ml_connector.flows.po_push.validate import check_order, line_accounting, po_number, quarantine_reason
-from ml_connector.flows.po_push.vendors import known_links, selected, supplier_number_of
+from ml_connector.flows.po_push.vendors import known_links, supplier_number_of
 from ml_connector.flows.runtime import FlowContext, Outcomes
 from ml_connector.store import ledger
 from ml_connector.store.audit import deferred, take_deferred
@@ -105,6 +105,8 @@ def decide_action(ctx: FlowContext, entry: LedgerEntry, payload: dict[str, Any])
 PO_ACTIONS = ("po_new", "po_update", "po_cancel")
 #: Outcomes of an import attempt after which the PO may be that order's: it was accepted, or nobody knows.
 MAYBE_CREATED = ("ok", "ambiguous")
+#: How a claim made by this run's own send is described (``Claim.how``).
+SENT_IT = "sent it"
 
 
 @dataclass(frozen=True)
@@ -211,16 +213,20 @@ def _conflict_reason(ctx: FlowContext, ref: str, entry: LedgerEntry, number: str
     )
 
 
-def _supplier_numbers(ctx: FlowContext, division: int, payloads: list[dict[str, Any]]) -> dict[str, str]:
-    ids = sorted({p["supplier_id"] for p in payloads if p.get("supplier_id")})
+def _supplier_numbers(
+    ctx: FlowContext, division: int, payloads: list[dict[str, Any]], cache: dict[str, str | None]
+) -> dict[str, str | None]:
+    """Fill ``cache`` (``{supplier GUID: JAGGAER supplier number or None}``) for the suppliers of ``payloads`` it
+    does not know yet (one query)."""
+    ids = sorted({p["supplier_id"] for p in payloads if p.get("supplier_id")} - set(cache))
+    if not ids:
+        return cache
     with session_scope(ctx.engine) as session:
         rows = known_links(session, ctx.tenant.name, division, ids)
-        out: dict[str, str] = {}
-        for account_id, row in rows.items():
-            number = supplier_number_of(row) if row.active else None
-            if number:
-                out[account_id] = number
-        return out
+        for account_id in ids:
+            row = rows.get(account_id)
+            cache[account_id] = (supplier_number_of(row) if row.active else None) if row is not None else None
+    return cache
 
 
 def post(ctx: FlowContext) -> Outcomes:
@@ -231,7 +237,7 @@ def post(ctx: FlowContext) -> Outcomes:
     if ctx.dry_run:
         return outcomes
     division = ctx.division
-    if not _has_work(ctx, division):
+    if not batches.open_ids(ctx, POST_STATES, division):
         return outcomes
     cfg = ctx.jaggaer_hook().config  # connection problems fail the task here, before anything is marked posting
     if not cfg.xml_identity or not cfg.xml_shared_secret:
@@ -245,53 +251,77 @@ def post(ctx: FlowContext) -> Outcomes:
     except LeaseBusy as busy:
         ctx.logger.warning("%s", busy)
         outcomes.add("busy", f"division {division}", detail=str(busy))
-        outcomes.add("not_sent", n=len(_batch(ctx, division)))
+        outcomes.add("not_sent", n=len(batches.open_ids(ctx, POST_STATES, division)))
         return outcomes
     lease.start_heartbeat()
     try:
         # listed again under the lease: what a stage that held it before left is seen as it is now
-        items = _batch(ctx, division)
-        numbers = _supplier_numbers(ctx, division, [p for _, p in items])
-        # PONumbers already held by orders of the tenant, read once for the batch; a number found nowhere is known to
-        # be free (an empty list), so no order asks again (the batch's own claims are added as orders are sent)
-        provisional = {p for p in (_provisional_number(ctx, e, p) for e, p in items) if p}
-        owners = po_number_owners(ctx, provisional)
-        for number in provisional:
-            owners.setdefault(number, [])
-        for n, (entry, payload) in enumerate(items):
-            try:
+        ids = batches.open_ids(ctx, POST_STATES, division)
+        numbers: dict[str, str | None] = {}  # supplier GUID -> JAGGAER supplier number, read per chunk as needed
+        carried: dict[str, list[Claim]] = {}  # PONumbers this run sent that the ledger does not show as held yet
+        done = 0
+        for chunk in batches.chunks(ids):
+            items = _load_chunk(ctx, chunk)
+            _supplier_numbers(ctx, division, [p for _, p in items], numbers)
+            # PONumbers already held by orders of the tenant, read once per chunk; a number found nowhere is known to
+            # be free (an empty list), so no order asks again (the run's own claims are added as orders are sent)
+            provisional = {p for p in (_provisional_number(ctx, e, p) for e, p in items) if p}
+            owners = po_number_owners(ctx, provisional)
+            for number in provisional:
+                owners.setdefault(number, [])
+            for number, claims in carried.items():
+                owners.setdefault(number, []).extend(claims)
+            for entry, payload in items:
                 lease.check()  # a stage that was frozen past its lease stops here
                 with deferred(ctx.audit):  # each import's audit row is committed with its outcome
                     _post_one(ctx, division, entry, payload, numbers, owners, outcomes, lease)
-            except LeaseLost as lost:
-                ctx.logger.error("%s", lost)
-                outcomes.add("lease_lost", f"division {division}", detail=str(lost))
-                outcomes.add("not_sent", n=len(items) - n)
-                break
+                done += 1
+            carried = _unrecorded_claims(ctx, chunk, owners)
+    except LeaseLost as lost:
+        ctx.logger.error("%s", lost)
+        outcomes.add("lease_lost", f"division {division}", detail=str(lost))
+        outcomes.add("not_sent", n=len(ids) - done)
     finally:
         lease.release()
     return outcomes
 
 
-def _batch(ctx: FlowContext, division: int) -> list[tuple[LedgerEntry, dict[str, Any]]]:
-    """The division's orders to send (pending, and posting left by an earlier attempt) with their staged payloads,
-    entries expunged. Every decision taken from them is guarded by the state and version read here
+#: The states of the orders a post stage sends: pending, and posting left by an earlier attempt.
+POST_STATES = ("pending", "posting")
+
+
+def _load_chunk(ctx: FlowContext, ids: list[int]) -> list[tuple[LedgerEntry, dict[str, Any]]]:
+    """A chunk of the division's orders to send (still pending or posting) with their staged payloads, entries
+    expunged. Every decision taken from them is guarded by the state and version read here
     (``ledger.begin_post`` / ``finish(expect_state=, expect_hash=)``): one fewer transaction per order."""
     with session_scope(ctx.engine) as session:
-        rows = ledger.entries_with_payloads(
-            session, ctx.tenant.name, FLOW, states=("pending", "posting"), division=division
-        )
-        keep = {id(e) for e in selected(ctx, [e for e, _ in rows])}
-        items = [(e, p) for e, p in rows if id(e) in keep]
+        rows = batches.load_chunk(session, ctx, POST_STATES, ids)
         for e, _ in rows:
             session.expunge(e)
-    return items
+    return rows
 
 
-def _has_work(ctx: FlowContext, division: int) -> bool:
+def _unrecorded_claims(ctx: FlowContext, ids: list[int], owners: dict[str, list[Claim]]) -> dict[str, list[Claim]]:
+    """The claims this chunk's orders made (``sent it``) that the ledger does not hold as their ``target_ref``
+    (ambiguous or refused attempts): later chunks must still treat those PONumbers as taken. A PONumber the ledger
+    holds is found again by the next chunk's look-up, so it need not stay in memory."""
+    mine = {(c.source_id, n) for n, claims in owners.items() for c in claims if c.how == SENT_IT}
+    if not mine:
+        return {}
     with session_scope(ctx.engine) as session:
-        found = ledger.entries(session, ctx.tenant.name, FLOW, states=("pending", "posting"), division=division)
-        return bool(selected(ctx, found))
+        recorded = set(
+            session.execute(
+                select(LedgerEntry.source_id, LedgerEntry.target_ref).where(
+                    LedgerEntry.id.in_(ids), LedgerEntry.target_ref.is_not(None)
+                )
+            ).all()
+        )
+    out: dict[str, list[Claim]] = {}
+    for number, claims in owners.items():
+        for c in claims:
+            if c.how == SENT_IT and (c.source_id, number) not in recorded:
+                out.setdefault(number, []).append(c)
+    return out
 
 
 def _provisional_number(ctx: FlowContext, entry: LedgerEntry, payload: dict[str, Any]) -> str | None:
@@ -306,7 +336,7 @@ def _post_one(
     division: int,
     entry: LedgerEntry,
     payload: dict[str, Any],
-    numbers: dict[str, str],
+    numbers: dict[str, str | None],
     owners: dict[str, list[Claim]],
     outcomes: Outcomes,
     lease: PostingLease | None = None,
@@ -384,7 +414,7 @@ def _post_one(
         outcomes.add("unchanged", ref, detail=f"order {ref}: skipped, it changed meanwhile ({exc.state})")
         return
     # from here on the PONumber is (or may be) this order's: later orders of the batch must not take it
-    owners.setdefault(number, []).append(Claim(entry.source_id, entry.source_ref, entry.division, "sent it"))
+    owners.setdefault(number, []).append(Claim(entry.source_id, entry.source_ref, entry.division, SENT_IT))
     result = _send(ctx, division, entry, order, outcomes, ref, lease)
     if result is None:
         return  # ambiguous: left in posting

@@ -131,26 +131,22 @@ def validate(ctx: FlowContext) -> Outcomes:
     outcomes = Outcomes()
     if ctx.dry_run:
         return outcomes
-    from ml_connector.flows.po_push.vendors import selected
+    from ml_connector.flows.po_push.batches import chunks, load_chunk, open_ids
 
-    with session_scope(ctx.engine) as session:
-        work = selected(ctx, ledger.entries(session, ctx.tenant.name, FLOW, states=("pending",), division=ctx.division))
-        checks = [(e.id, e.source_ref, ledger.staged_payload(session, e)) for e in work]
-    verdicts: list[tuple[int, str | None, list[str], dict[str, Any]]] = []
-    for entry_id, ref, payload in checks:
-        problems = check_order(ctx.tenant, payload)
-        if not problems:
-            po_number(ctx.tenant, payload)  # a broken format fails the task here, before anything is posted
-        verdicts.append((entry_id, ref, problems, payload))
-    with session_scope(ctx.engine) as session:
-        for entry_id, ref, problems, payload in verdicts:
-            if not problems:
-                outcomes.add("valid")
-                continue
-            entry = session.get(LedgerEntry, entry_id)
-            if entry is None or entry.state != "pending":
-                continue
-            reason = quarantine_reason(payload, problems)
-            ledger.transition(session, entry, "quarantined", reason=reason, run_id=ctx.run_id)
-            outcomes.add("quarantined", ref, detail=reason)
+    # per chunk of orders: read, check, quarantine what fails (memory stays flat however long the backlog)
+    for ids in chunks(open_ids(ctx, ("pending",), ctx.division)):
+        with session_scope(ctx.engine) as session:
+            rows = load_chunk(session, ctx, ("pending",), ids)
+            verdicts: list[tuple[LedgerEntry, list[str], dict[str, Any]]] = []
+            for entry, payload in rows:
+                problems = check_order(ctx.tenant, payload)
+                if not problems:
+                    po_number(ctx.tenant, payload)  # a broken format fails the task here, before anything is posted
+                    outcomes.add("valid")
+                    continue
+                verdicts.append((entry, problems, payload))
+            for entry, problems, payload in verdicts:
+                reason = quarantine_reason(payload, problems)
+                ledger.transition(session, entry, "quarantined", reason=reason, run_id=ctx.run_id)
+                outcomes.add("quarantined", entry.source_ref, detail=reason)
     return outcomes

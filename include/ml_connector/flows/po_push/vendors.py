@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +44,7 @@ from sqlalchemy import select
 from ml_connector.crypto import get_crypto
 from ml_connector.errors import AmbiguousWriteError, RateBudgetExhausted, RejectedError, TransientError
 from ml_connector.exact import odata
-from ml_connector.flows.po_push import model
+from ml_connector.flows.po_push import batches, model
 from ml_connector.flows.runtime import FlowContext, Outcomes
 from ml_connector.store import ledger
 from ml_connector.store.db import session_scope
@@ -461,15 +462,23 @@ def resolve_suppliers(
     return resolved
 
 
+def want_supplier(wanted: dict[str, dict[str, Any]], payload: dict[str, Any]) -> str | None:
+    """Add an order's supplier to ``wanted`` (``{guid: {"code", "name", "label"}}``); its GUID, ``None`` for an
+    order that needs none (no supplier, or cancelled)."""
+    sid = payload.get("supplier_id")
+    if not sid or model.is_cancelled(payload):
+        return None
+    if sid not in wanted:
+        code = model.unpadded(payload.get("supplier_code"))
+        label = f"{code or sid} ({payload.get('supplier_name') or 'no name'})"
+        wanted[sid] = {"code": code, "name": payload.get("supplier_name"), "label": label}
+    return str(sid)
+
+
 def wanted_suppliers(payloads: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     wanted: dict[str, dict[str, Any]] = {}
     for p in payloads:
-        sid = p.get("supplier_id")
-        if not sid or model.is_cancelled(p):
-            continue
-        code = model.unpadded(p.get("supplier_code"))
-        label = f"{code or sid} ({p.get('supplier_name') or 'no name'})"
-        wanted.setdefault(sid, {"code": code, "name": p.get("supplier_name"), "label": label})
+        want_supplier(wanted, p)
     return wanted
 
 
@@ -481,17 +490,32 @@ def selected(ctx: FlowContext, entries: list[LedgerEntry]) -> list[LedgerEntry]:
     return [e for e in entries if (e.source_ref or "") in wanted]
 
 
-def _open_payloads(ctx: FlowContext, division: int) -> dict[int, dict[str, Any]]:
-    with session_scope(ctx.engine) as session:
-        work = selected(
-            ctx, ledger.entries(session, ctx.tenant.name, FLOW, states=("pending", "held"), division=division)
-        )
-        return {e.id: ledger.staged_payload(session, e) for e in work}
+@dataclass(frozen=True, slots=True)
+class OpenOrder:
+    """What the supplier steps keep of an open order: its ledger id, its supplier's GUID, whether it is held."""
+
+    entry_id: int
+    supplier_id: str | None
+    held: bool
+
+
+def _open_orders(ctx: FlowContext, division: int, wanted: dict[str, dict[str, Any]]) -> list[OpenOrder]:
+    """The division's open orders (``pending`` and ``held``), read a chunk at a time; their suppliers are added to
+    ``wanted``. Only ids and supplier GUIDs stay in memory (one string per supplier, shared by its orders)."""
+    out: list[OpenOrder] = []
+    states = ("pending", "held")
+    for ids in batches.chunks(batches.open_ids(ctx, states, division)):
+        with session_scope(ctx.engine) as session:
+            for entry, payload in batches.load_chunk(session, ctx, states, ids):
+                want_supplier(wanted, payload)
+                sid = payload.get("supplier_id") or None
+                out.append(OpenOrder(entry.id, sys.intern(str(sid)) if sid else None, entry.state == "held"))
+    return out
 
 
 def _apply(
     ctx: FlowContext,
-    payloads: dict[int, dict[str, Any]],
+    orders: list[OpenOrder],
     resolved: dict[str, Resolution],
     outcomes: Outcomes,
     *,
@@ -499,24 +523,33 @@ def _apply(
     skip: set[str] | frozenset[str] = frozenset(),
 ) -> None:
     """Hold the orders whose supplier did not resolve; release held ones that did (or need none). ``only``: touch
-    just the orders of these suppliers; ``skip``: leave the orders of these suppliers alone (decided later)."""
-    with session_scope(ctx.engine) as session:
-        for entry_id, payload in payloads.items():
-            sid = payload.get("supplier_id")
-            if (only is not None and sid not in only) or (sid and sid in skip):
-                continue
-            entry = session.get(LedgerEntry, entry_id)
-            if entry is None or entry.state not in ("pending", "held"):
-                continue
-            res = resolved.get(sid) if sid else None
-            if res is not None and not res.ok:
-                reason = f"order {entry.source_ref}: {res.reason}"
-                if entry.state != "held" or entry.reason != reason:
-                    ledger.transition(session, entry, "held", reason=reason, run_id=ctx.run_id)
-                outcomes.add("held", entry.source_ref, detail=reason)
-            elif entry.state == "held":
-                ledger.transition(session, entry, "pending", reason="supplier resolved", run_id=ctx.run_id)
-                outcomes.add("released", entry.source_ref)
+    just the orders of these suppliers; ``skip``: leave the orders of these suppliers alone (decided later).
+    Reads and writes only the orders that change, a chunk per transaction."""
+    touch: list[int] = []
+    for order in orders:
+        sid = order.supplier_id
+        if (only is not None and sid not in only) or (sid and sid in skip):
+            continue
+        res = resolved.get(sid) if sid else None
+        if (res is not None and not res.ok) or order.held:
+            touch.append(order.entry_id)
+    by_id = {o.entry_id: o for o in orders} if touch else {}
+    for ids in batches.chunks(touch):
+        with session_scope(ctx.engine) as session:
+            entries = session.scalars(select(LedgerEntry).where(LedgerEntry.id.in_(ids)).order_by(LedgerEntry.id))
+            for entry in entries:
+                if entry.state not in ("pending", "held"):
+                    continue
+                sid = by_id[entry.id].supplier_id
+                res = resolved.get(sid) if sid else None
+                if res is not None and not res.ok:
+                    reason = f"order {entry.source_ref}: {res.reason}"
+                    if entry.state != "held" or entry.reason != reason:
+                        ledger.transition(session, entry, "held", reason=reason, run_id=ctx.run_id)
+                    outcomes.add("held", entry.source_ref, detail=reason)
+                elif entry.state == "held":
+                    ledger.transition(session, entry, "pending", reason="supplier resolved", run_id=ctx.run_id)
+                    outcomes.add("released", entry.source_ref)
 
 
 # --- candidates handed from the division steps to the tenant step ------------------------------------------------
@@ -594,14 +627,14 @@ def collect_suppliers(ctx: FlowContext) -> Outcomes:
     if ctx.dry_run:
         return outcomes  # the preview (extract task) did the read-only part
     division = ctx.division
-    payloads = _open_payloads(ctx, division)
-    wanted = wanted_suppliers(list(payloads.values()))
+    wanted: dict[str, dict[str, Any]] = {}
+    orders = _open_orders(ctx, division, wanted)
     try:
         resolved, to_create = _resolve_known(ctx, division, wanted, link=True) if wanted else ({}, {})
     except RateBudgetExhausted as spent:  # the day's share is spent (nothing sent): the unread suppliers wait
-        return _wait_for_budget(ctx, division, payloads, wanted, spent, outcomes)
+        return _wait_for_budget(ctx, division, orders, wanted, spent, outcomes)
     stage_candidates(ctx, division, to_create)
-    _apply(ctx, payloads, resolved, outcomes, skip=set(to_create))
+    _apply(ctx, orders, resolved, outcomes, skip=set(to_create))
     outcomes.add("vendors_checked", n=len(wanted))
     return outcomes
 
@@ -609,7 +642,7 @@ def collect_suppliers(ctx: FlowContext) -> Outcomes:
 def _wait_for_budget(
     ctx: FlowContext,
     division: int,
-    payloads: dict[int, dict[str, Any]],
+    orders: list[OpenOrder],
     wanted: dict[str, dict[str, Any]],
     spent: RateBudgetExhausted,
     outcomes: Outcomes,
@@ -624,16 +657,18 @@ def _wait_for_budget(
         known = known_links(session, ctx.tenant.name, division, list(wanted))
         resolved = {a: _from_row(row, wanted[a]["label"]) for a, row in known.items()}
     waiting = set(wanted) - set(resolved)
-    _apply(ctx, payloads, resolved, outcomes, skip=waiting)
-    with session_scope(ctx.engine) as session:
-        for entry_id, payload in payloads.items():
-            entry = session.get(LedgerEntry, entry_id)
-            if payload.get("supplier_id") not in waiting or entry is None or entry.state not in ("pending", "held"):
-                continue
-            reason = f"order {entry.source_ref}: {line}"
-            if entry.reason != reason:
-                ledger.transition(session, entry, "held", reason=reason, run_id=ctx.run_id)
-            outcomes.add("waiting_for_budget", entry.source_ref)
+    _apply(ctx, orders, resolved, outcomes, skip=waiting)
+    touch = [o.entry_id for o in orders if o.supplier_id in waiting]
+    for ids in batches.chunks(touch):
+        with session_scope(ctx.engine) as session:
+            entries = session.scalars(select(LedgerEntry).where(LedgerEntry.id.in_(ids)).order_by(LedgerEntry.id))
+            for entry in entries:
+                if entry.state not in ("pending", "held"):
+                    continue
+                reason = f"order {entry.source_ref}: {line}"
+                if entry.reason != reason:
+                    ledger.transition(session, entry, "held", reason=reason, run_id=ctx.run_id)
+                outcomes.add("waiting_for_budget", entry.source_ref)
     return outcomes
 
 
@@ -649,7 +684,7 @@ def upsert_suppliers(ctx: FlowContext) -> Outcomes:
         resolved = upsert_candidates(ctx, candidates, outcomes)
         for division in sorted({c.division for c in candidates}):
             mine = {aid: res for (d, aid), res in resolved.items() if d == division}
-            _apply(ctx, _open_payloads(ctx, division), mine, outcomes, only=set(mine))
+            _apply(ctx, _open_orders(ctx, division, {}), mine, outcomes, only=set(mine))
     _drop_candidates(ctx, divisions)
     return outcomes
 
