@@ -44,10 +44,11 @@ if TYPE_CHECKING:
 DAG_PREFIX = "exact_po_push__"
 STAGES = ("extract", "map_vendors", "validate", "post")
 SUPPLIERS_TASK = "upsert_suppliers"
-# The function each division task runs: (module under ml_connector.flows.po_push, attribute). A division's
-# map_vendors only collects its suppliers; the JAGGAER upsert is the tenant-level task's.
+# The function each division task runs: (module under ml_connector.flows.po_push, "" for the package, attribute).
+# The package's extract sends a dry run to the preview. A division's map_vendors only collects its suppliers; the
+# JAGGAER upsert is the tenant-level task's.
 STAGE_FUNCTIONS = {
-    "extract": ("extract", "extract"),
+    "extract": ("", "extract"),
     "map_vendors": ("vendors", "collect_suppliers"),
     "validate": ("validate", "validate"),
     "post": ("post", "post"),
@@ -98,7 +99,8 @@ def _stage_callable(tenant_name: str, stage: str, division: int | None) -> Calla
                 f"run triggered by Exact notifications of division(s) {sorted(only)}; division {division} waits "
                 "for its own notification or the schedule"
             )
-        function = getattr(importlib.import_module(f"ml_connector.flows.po_push.{module}"), attribute)
+        package = "ml_connector.flows.po_push"
+        function = getattr(importlib.import_module(f"{package}.{module}" if module else package), attribute)
         return runtime.run_stage(
             context,
             tenant_name,

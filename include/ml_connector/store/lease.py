@@ -48,6 +48,7 @@ from sqlalchemy.orm import Session
 from ml_connector.errors import ConfigError
 from ml_connector.store.db import session_scope
 from ml_connector.store.models import PostLease
+from ml_connector.store.sql import insert_ignore
 
 log = logging.getLogger(__name__)
 
@@ -205,8 +206,6 @@ class PostingLease:
                 s.execute(text("SET LOCAL lock_timeout = '2s'"))
             row = self._row(s)
             if row is None:
-                from ml_connector.store.ledger import insert_ignore
-
                 insert_ignore(
                     s,
                     PostLease.__table__,  # type: ignore[arg-type]

@@ -37,9 +37,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine, Table, func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from ml_connector.http import AuditEvent
@@ -47,6 +45,7 @@ from ml_connector.store.audit import audit_row
 from ml_connector.store.db import session_scope
 from ml_connector.store.lease import PostingLease, claim_is_live
 from ml_connector.store.models import AuditLog, LedgerEntry, StagedRecord
+from ml_connector.store.sql import insert_ignore
 from ml_connector.store.types import utcnow
 
 STATES = ("pending", "held", "quarantined", "posting", "posted", "failed", "skipped", "cancelled")
@@ -183,28 +182,6 @@ def stage_entry(
         entry.reason = None
     _audit_state(session, entry, "staged", "changed record", run_id)
     return "changed", entry
-
-
-def insert_ignore(session: Session, table: Table, values: dict[str, Any], keys: tuple[str, ...]) -> bool:
-    """Insert a row unless one with the same ``keys`` exists (committed or being inserted by a concurrent
-    transaction, which this waits for). True when this call inserted it."""
-    dialect = session.get_bind().dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        module: Any = postgresql if dialect == "postgresql" else sqlite
-        stmt = module.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(keys))
-        return bool(session.connection().execute(stmt).rowcount)
-    for attempt in range(3):  # other backends: a savepoint, and a concurrent insert's IntegrityError means "exists"
-        exists = session.scalar(select(table.c[keys[0]]).where(*(table.c[k] == values[k] for k in keys)).limit(1))
-        if exists is not None:
-            return False
-        try:
-            with session.begin_nested():
-                session.connection().execute(insert(table).values(**values))
-            return True
-        except IntegrityError:
-            if attempt == 2:
-                raise
-    return False  # pragma: no cover
 
 
 def unresolved(entry: LedgerEntry) -> bool:

@@ -11,11 +11,19 @@ Stages (plain functions taking a ``FlowContext``; the DAG in ``dagbuild.invoice_
 See ``docs/invoice-poll.md``.
 """
 
+from ml_connector.flows.invoice_poll import dry_run
+from ml_connector.flows.invoice_poll import extract as reading
 from ml_connector.flows.invoice_poll.common import FLOW, VENDOR_FLOW
-from ml_connector.flows.invoice_poll.extract import extract
 from ml_connector.flows.invoice_poll.post import post
 from ml_connector.flows.invoice_poll.report import report_run
 from ml_connector.flows.invoice_poll.validate import validate
 from ml_connector.flows.invoice_poll.vendors import map_vendors
+from ml_connector.flows.runtime import FlowContext, Outcomes
 
 __all__ = ["FLOW", "VENDOR_FLOW", "extract", "map_vendors", "post", "report_run", "validate"]
+
+
+def extract(ctx: FlowContext) -> Outcomes:
+    """The extract stage the DAG runs: the JAGGAER read (``extract.py``), or in a dry run the read-only preview of
+    the whole flow (``dry_run.py``). Chosen here so neither module imports the other."""
+    return dry_run.preview(ctx) if ctx.dry_run else reading.extract(ctx)

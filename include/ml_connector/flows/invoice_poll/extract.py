@@ -526,11 +526,10 @@ def route_reason(ctx: FlowContext, business_unit: Any, rules: CodeRules | None =
 
 
 def extract(ctx: FlowContext) -> Outcomes:
-    """The extract stage (see the module docstring). Dry runs go to :func:`dry_run.preview` instead."""
+    """The extract stage (see the module docstring). The DAG calls it through the package's :func:`extract`, which
+    sends a dry run to :func:`dry_run.preview` instead."""
     if ctx.dry_run:
-        from ml_connector.flows.invoice_poll.dry_run import preview
-
-        return preview(ctx)
+        raise ValueError("a dry run's extract is dry_run.preview: call ml_connector.flows.invoice_poll.extract")
     if ctx.window is None and not ctx.params.ids and ctx.run_type == "backfill":
         raise ConfigError("a backfill run has no data interval: the DAG needs a CronDataIntervalTimetable")
     out = Outcomes()

@@ -201,7 +201,8 @@ def _stage(ctx: FlowContext, division: int, orders: list[dict[str, Any]], outcom
 
 # --------------------------------------------------------------------------------------------------- stage
 def extract(ctx: FlowContext) -> Outcomes:
-    """Read and stage one division's changed orders (``ctx.division``). In a dry run: :func:`preview.preview`.
+    """Read and stage one division's changed orders (``ctx.division``). A dry run goes to
+    :func:`preview.preview` instead (the package's :func:`extract` chooses).
 
     When the PO push's share of the division's daily Exact calls is spent (``RateBudgetExhausted``: refused before
     sending), the stage ends normally with ``budget_paused``: the cursors did not move (they are written only with
@@ -209,9 +210,7 @@ def extract(ctx: FlowContext) -> Outcomes:
     if ctx.division is None:
         raise ValueError("extract needs a division (FlowContext.for_division)")
     if ctx.dry_run:
-        from ml_connector.flows.po_push.preview import preview
-
-        return preview(ctx)
+        raise ValueError("a dry run's extract is preview.preview: call ml_connector.flows.po_push.extract")
     outcomes = Outcomes()
     try:
         return _extract(ctx, outcomes)
