@@ -120,24 +120,12 @@ class CallCounterMiddleware:
         status: int | None = None
         key = self.concurrency_key(scope["path"]) if self.concurrency_key is not None else None
         left = False
+        recorded = False
         self.log.enter(key)
 
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status, left
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body" and not message.get("more_body", False) and not left:
-                # Out of flight *before* the last byte goes out: the client cannot start its next request first.
-                left = True
-                self.log.leave(key)
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            if not left:
-                left = True
-                self.log.leave(key)
+        def record() -> None:
+            nonlocal recorded
+            recorded = True
             path = scope["path"]
             if self.templater is not None:
                 template = self.templater(path)
@@ -146,3 +134,24 @@ class CallCounterMiddleware:
                 template = getattr(route, "path", None) or path
             query = scope.get("query_string", b"").decode("latin-1")
             self.log.record(scope["method"], template, path, query, status)
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, left
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False) and not left:
+                # Out of flight and in the log *before* the last byte goes out: the client cannot start its next
+                # request, or read the log, before this one is counted.
+                left = True
+                self.log.leave(key)
+                record()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            if not left:
+                left = True
+                self.log.leave(key)
+            if not recorded:
+                record()
