@@ -97,4 +97,4 @@ mlc ledger list --tenant demo --flow po_push --limit 5
 mlc ledger list --tenant demo --flow invoice_poll --state held --state quarantined --limit 10
 
 echo
-echo "Done. Explore further: 'mlc audit --tenant demo --flow invoice_poll <invoiceId>', or 'make up' for the UI."
+echo "Done. Explore further: 'mlc audit --tenant demo --flow invoice_poll I00071' (invoice number or id), or 'make up' for the UI."
